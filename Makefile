@@ -1,0 +1,68 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTION := collections/ansible_collections/rhoai/gpuaas
+SITE_COLLECTIONS = $(shell $(PY) -c 'import ansible_collections.kubernetes.core as m, os; print(os.path.dirname(m.__path__[0]))')
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: venv deps testbed-build testbed-up testbed-down testbed-status testbed-kubeconfig \
+        test test-unit test-sanity test-lint test-build test-integration test-molecule demo model
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# ansible-test sees only the collections under the same ansible_collections/ root, so the
+# kubernetes.core that the `ansible` package ships is linked there (gitignored).
+deps: venv
+	@mkdir -p collections/ansible_collections/kubernetes
+	@ln -sfn $(SITE_COLLECTIONS)/core collections/ansible_collections/kubernetes/core
+
+testbed-build:
+	testbed/build.sh
+
+testbed-up: venv testbed-build
+	$(PY) testbed/testbed.py up
+
+testbed-down:
+	@if [ -x $(PY) ]; then $(PY) testbed/testbed.py down; fi
+
+testbed-status: venv
+	$(PY) testbed/testbed.py status
+
+testbed-kubeconfig:
+	@$(PY) testbed/testbed.py kubeconfig
+
+test: test-unit test-sanity test-lint test-build testbed-up test-integration test-molecule
+
+test-unit: deps
+	cd collections && $(BIN)/python -m pytest -q -p no:cacheprovider ansible_collections/rhoai/gpuaas/tests/unit
+	$(PY) -m pytest -q -p no:cacheprovider tests/testbed
+
+test-sanity: deps
+	cd $(COLLECTION) && $(BIN)/ansible-test sanity --python 3.11 --color no
+
+test-lint: deps
+	$(BIN)/ansible-lint --profile production --offline
+
+test-build: deps
+	$(BIN)/ansible-galaxy collection build --force --output-path /tmp $(COLLECTION)
+	for m in machineset_scale isvc_replicas kueue_wait minio_upload; do \
+	  $(BIN)/ansible-doc rhoai.gpuaas.$$m > /dev/null || exit 1; done
+
+test-integration: deps
+	$(PY) -m pytest -p no:cacheprovider -m integration tests/integration
+
+test-molecule: deps
+	cd $(CURDIR) && $(BIN)/molecule test -s default
+
+model: venv
+	$(PY) playbooks/files/make_model.py --out .testbed/model
+
+demo: deps testbed-up model
+	$(BIN)/ansible-playbook -i inventories/local playbooks/site.yml

@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: rhoai.gpuaas contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Kubernetes client shared by the rhoai.gpuaas modules.
+
+The client is built by kubernetes.core (``get_api_client``) so our modules accept exactly
+the same connection options and ``K8S_AUTH_*`` variables as ``kubernetes.core.k8s``; that
+is what AAP's "OpenShift or Kubernetes API Bearer Token" credential injects.
+
+Public API (stable; other modules build on it):
+
+``auth_argument_spec(**extra) -> dict``
+    kubernetes.core's auth options (kubeconfig, context, host, api_key, validate_certs,
+    ca_cert, client_cert, client_key, proxy, ...) merged with the module's own options.
+``new_module(argument_spec, **kwargs) -> AnsibleK8SModule``
+    The module object ``connect`` needs (kubernetes.core's wrapper of AnsibleModule).
+``connect(module) -> Client``
+    Builds the client and probes ``/version``; raises ``K8sUnreachable`` naming the host and
+    the options to fix (``host``/``kubeconfig``/``context``) when the API cannot be reached.
+``Client``: ``resource(api_version, kind)``, ``get(...)``, ``list(...)``, ``watch(...)``,
+    ``patch(...)``, ``patch_scale(...)``, ``get_raw(path)``, ``served_versions(group)``,
+    plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
+``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``.
+
+Objects are always plain ``dict`` (never ``ResourceInstance``), so module logic stays pure
+and testable with literal dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
+    AUTH_ARG_SPEC,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+    get_api_client,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
+    AnsibleK8SModule,
+)
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
+    CoreException,
+)
+
+try:
+    import urllib3
+    from kubernetes import watch as k8s_watch
+    from kubernetes.config import ConfigException
+except ImportError:
+    # AnsibleK8SModule fails with missing_required_lib before any of this is used.
+    urllib3 = None
+    k8s_watch = None
+    ConfigException = Exception
+
+# (connect, read) seconds for ordinary requests: a dead API must not hang a module.
+REQUEST_TIMEOUT = (10, 60)
+# Probe timeout: fail fast with a clear message when the host is wrong.
+PROBE_TIMEOUT = (5, 20)
+RETRIABLE_STATUS = frozenset((0, 429, 500, 502, 503, 504))
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+CONNECTION_HINT = (
+    "Check the module options host / kubeconfig / context "
+    "(or K8S_AUTH_HOST / K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT)."
+)
+
+
+class K8sError(Exception):
+    """Base error of this module_utils; its message is safe to show (no secrets)."""
+
+
+class K8sUnreachable(K8sError):
+    """The API server could not be reached or the client could not be configured."""
+
+
+def auth_argument_spec(**extra: Any) -> Dict[str, Any]:
+    """kubernetes.core's auth options plus the module's own (a fresh deep copy)."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(extra)
+    return spec
+
+
+def new_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleK8SModule:
+    """AnsibleK8SModule (checks the kubernetes library) without the pyyaml requirement."""
+    kwargs.setdefault("check_pyyaml", False)
+    return AnsibleK8SModule(argument_spec=argument_spec, **kwargs)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True for an HTTP 404 from the API."""
+    return getattr(exc, "status", None) == 404
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Connection errors, 429 and 5xx are worth retrying; 4xx answers are not."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        return status in RETRIABLE_STATUS
+    if urllib3 is not None and isinstance(exc, urllib3.exceptions.HTTPError):
+        return True
+    return isinstance(exc, (OSError, ConnectionError))
+
+
+def _ensure_dict(obj: Any) -> Dict[str, Any]:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return dict(obj)
+
+
+class Client:
+    """Thin dict-in/dict-out wrapper over kubernetes.core's dynamic client.
+
+    ``dynamic`` is the ``kubernetes.dynamic.DynamicClient`` (kubernetes.core's subclass);
+    use it directly for anything not covered here.
+    """
+
+    def __init__(self, dynamic: Any, host: str) -> None:
+        self.dynamic = dynamic
+        self.host = host
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        """Resource lookup by discovery (raises ResourceNotFoundError if not served)."""
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: Optional[str] = None
+    ) -> Optional[Dict[str, Any]]:
+        """The object as a dict, or None when it does not exist."""
+        res = self.resource(api_version, kind)
+        try:
+            obj = res.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return _ensure_dict(obj)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: Optional[str] = None,
+        label_selector: Optional[str] = None,
+        field_selector: Optional[str] = None,
+    ) -> Tuple[List[Dict[str, Any]], str]:
+        """(items, list resourceVersion); the version is where a watch must start."""
+        res = self.resource(api_version, kind)
+        resp = res.get(
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            serialize=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        body = json.loads(resp.data)
+        return body.get("items") or [], (body.get("metadata") or {}).get("resourceVersion", "")
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        resource_version: str,
+        timeout: int,
+        namespace: Optional[str] = None,
+        label_selector: Optional[str] = None,
+        field_selector: Optional[str] = None,
+    ) -> Iterator[Dict[str, Any]]:
+        """Events ``{"type", "object": dict}`` from ``resource_version`` for ``timeout`` s.
+
+        BOOKMARK events are passed through (they only advance the resourceVersion).
+        A 410 Gone arrives as an exception with ``status == 410``; the stream simply ends
+        when the server closes it. The read timeout exceeds the server-side timeout so a
+        silently dead connection cannot block forever.
+        """
+        res = self.resource(api_version, kind)
+        watcher = k8s_watch.Watch()
+        stream = watcher.stream(
+            res.get,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version or None,
+            allow_watch_bookmarks=True,
+            serialize=False,
+            timeout_seconds=int(timeout),
+            _request_timeout=(REQUEST_TIMEOUT[0], int(timeout) + 30),
+        )
+        try:
+            for event in stream:
+                yield {"type": event["type"], "object": event["raw_object"]}
+        finally:
+            watcher.stop()
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: Optional[str],
+        body: Any,
+        content_type: str = MERGE_PATCH,
+    ) -> Dict[str, Any]:
+        """Patch (JSON merge patch by default) and return the updated object."""
+        res = self.resource(api_version, kind)
+        obj = res.patch(
+            body=body,
+            name=name,
+            namespace=namespace,
+            content_type=content_type,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return _ensure_dict(obj)
+
+    def patch_scale(
+        self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int
+    ) -> Dict[str, Any]:
+        """Set ``spec.replicas`` through the ``scale`` subresource; returns the Scale."""
+        res = self.resource(api_version, kind)
+        path = res.path(name=name, namespace=namespace) + "/scale"
+        resp = self.dynamic.request(
+            "patch",
+            path,
+            body={"spec": {"replicas": int(replicas)}},
+            content_type=MERGE_PATCH,
+            serialize=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return json.loads(resp.data)
+
+    def get_raw(self, path: str) -> Dict[str, Any]:
+        """GET an arbitrary path (discovery, /version) as a dict."""
+        resp = self.dynamic.request("get", path, serialize=False, _request_timeout=REQUEST_TIMEOUT)
+        return json.loads(resp.data)
+
+    def served_versions(self, group: str) -> List[str]:
+        """Versions the API server serves for ``group`` (empty if the group is unknown)."""
+        try:
+            body = self.get_raw("/apis/" + group)
+        except Exception as exc:
+            if is_not_found(exc):
+                return []
+            raise
+        return [v.get("version") for v in body.get("versions") or [] if v.get("version")]
+
+
+def connect(module: AnsibleK8SModule) -> Client:
+    """Build the client from the module's auth options and check the API answers.
+
+    Raises K8sUnreachable with the host and the options to fix. The message never contains
+    the token or key material.
+    """
+    try:
+        k8s = get_api_client(module=module)
+    except (CoreException, ConfigException, OSError, ValueError) as exc:
+        raise K8sUnreachable(
+            "Could not configure the Kubernetes client: {0}. {1}".format(exc, CONNECTION_HINT)
+        ) from exc
+    host = getattr(k8s.configuration, "host", None) or "<unknown host>"
+    client = Client(k8s.client, host)
+    try:
+        resp = client.dynamic.request("get", "/version", serialize=False, _request_timeout=PROBE_TIMEOUT)
+        json.loads(resp.data)
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            raise K8sUnreachable(
+                "The Kubernetes API at {0} refused the credentials (HTTP {1}). Check "
+                "api_key / client_cert / client_key / kubeconfig.".format(host, status)
+            ) from exc
+        if status is not None and status not in RETRIABLE_STATUS:
+            # An answer, even an odd one, proves the API is reachable.
+            return client
+        raise K8sUnreachable(
+            "The Kubernetes API at {0} is unreachable: {1}. {2}".format(
+                host, _short_reason(exc), CONNECTION_HINT
+            )
+        ) from exc
+    return client
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The innermost cause of a urllib3 error (the whole retry chain is unreadable)."""
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason is not None else exc)

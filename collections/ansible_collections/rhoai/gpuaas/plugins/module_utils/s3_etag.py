@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: rhoai.gpuaas maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""ETag arithmetic for S3-compatible stores.
+
+Why: deciding that a local file equals a remote object without downloading it.
+A single PUT gets ``md5(body)`` as ETag; a multipart upload of N parts gets
+``md5(md5(part1) + ... + md5(partN))-N``. So a local file can only be compared
+with the part layout the remote object was uploaded with, which this module
+infers and computes while reading the file once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+MiB = 1024 * 1024
+MAX_PARTS = 10000
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
+READ_BLOCK = 8 * MiB
+WHOLE = 0
+"""Layout key meaning "no parts": the md5 of the whole body (single PUT)."""
+
+# Part sizes used by common uploaders (MiB), tried when the remote layout is unknown:
+# aws cli/boto3 8, MinIO mc 16, s5cmd 50, rclone 5, others powers of two.
+COMMON_PART_SIZES_MIB = (8, 16, 32, 64, 50, 5, 10, 15, 25, 100, 128, 256, 512, 1024)
+
+_ETAG_RE = re.compile(r"^([0-9a-f]{32})(?:-(\d+))?$")
+
+
+def normalize_etag(etag: str | None) -> str:
+    """Strip the quotes servers put around ETags and lower-case them."""
+    return (etag or "").strip().strip('"').lower()
+
+
+def etag_part_count(etag: str | None) -> int:
+    """Number of parts encoded in a multipart ETag; 0 for a single-PUT (or unknown) ETag."""
+    match = _ETAG_RE.match(normalize_etag(etag))
+    if not match or match.group(2) is None:
+        return 0
+    return int(match.group(2))
+
+
+def is_md5_etag(etag: str | None) -> bool:
+    """True when the ETag has the md5 shape (SSE-KMS/SSE-C objects do not)."""
+    return _ETAG_RE.match(normalize_etag(etag)) is not None
+
+
+def part_count(size: int, part_size: int) -> int:
+    """Parts needed for ``size`` bytes; an empty body is still one part."""
+    return max(1, -(-size // part_size))
+
+
+def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
+    """(offset, length) of each part, in order."""
+    if not size:
+        return [(0, 0)]
+    return [(off, min(part_size, size - off)) for off in range(0, size, part_size)]
+
+
+def effective_part_size(size: int, wanted: int) -> int:
+    """``wanted`` raised to a whole MiB that keeps ``size`` within S3's 10,000-part limit."""
+    minimum = -(-size // MAX_PARTS)
+    if wanted >= minimum:
+        return wanted
+    return -(-minimum // MiB) * MiB
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives a completed multipart upload with these part digests."""
+    return "%s-%d" % (hashlib.md5(b"".join(part_md5s)).hexdigest(), len(part_md5s))
+
+
+def infer_part_size(size: int, parts: int, first_part_size: int | None = None, preferred: tuple[int, ...] = ()) -> int | None:
+    """Guess the part size a ``parts``-part object of ``size`` bytes was uploaded with.
+
+    Why: the ETag only tells the part count. ``first_part_size`` (from HEAD with
+    PartNumber=1, or our own metadata) is exact; otherwise the first candidate from
+    ``preferred`` (our configured part size), well-known tool defaults, then
+    ``size / parts`` rounded up to a MiB, that yields exactly ``parts`` parts wins.
+    """
+    if parts < 1 or size < 1:
+        return None
+    candidates: list[int] = []
+    if first_part_size:
+        candidates.append(first_part_size)
+    candidates.extend(preferred)
+    candidates.extend(mib * MiB for mib in COMMON_PART_SIZES_MIB)
+    exact = -(-size // parts)
+    candidates.append(-(-exact // MiB) * MiB)
+    candidates.append(exact)
+    for candidate in candidates:
+        if candidate > 0 and part_count(size, candidate) == parts:
+            return candidate
+    return None
+
+
+class _PartHasher:
+    """md5 of consecutive fixed-size parts fed as a stream of arbitrary blocks."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self.digests: list[bytes] = []
+        self._md5 = hashlib.md5()
+        self._filled = 0
+
+    def update(self, view: memoryview) -> None:
+        if not self.part_size:
+            self._md5.update(view)
+            self._filled += len(view)
+            return
+        while len(view):
+            chunk = view[: self.part_size - self._filled]
+            self._md5.update(chunk)
+            self._filled += len(chunk)
+            view = view[len(chunk):]
+            if self._filled == self.part_size:
+                self.digests.append(self._md5.digest())
+                self._md5 = hashlib.md5()
+                self._filled = 0
+
+    def finish(self) -> list[bytes]:
+        if self._filled or not self.digests:
+            self.digests.append(self._md5.digest())
+        return self.digests
+
+
+@dataclass
+class FileDigest:
+    """Digests of one read of a file: sha256 and md5 per part for each requested layout."""
+
+    size: int
+    sha256: str | None = None
+    part_md5s: dict[int, list[bytes]] = field(default_factory=dict)
+
+    def etag(self, layout: int) -> str:
+        """ETag of this content uploaded with ``layout`` (WHOLE for a single PUT)."""
+        digests = self.part_md5s[layout]
+        return digests[0].hex() if layout == WHOLE else multipart_etag(digests)
+
+
+def hash_file(path: str, layouts: tuple[int, ...] = (), sha256: bool = True, block: int = READ_BLOCK) -> FileDigest:
+    """Read ``path`` once, computing its sha256 and md5 parts for every layout.
+
+    Why one pass: model shards are tens of GB; each extra read costs seconds.
+    A fixed buffer and memoryview slices keep memory flat and avoid copies.
+    """
+    hashers = {layout: _PartHasher(layout) for layout in set(layouts)}
+    whole = hashlib.sha256() if sha256 else None
+    buf = bytearray(block)
+    view = memoryview(buf)
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            count = handle.readinto(buf)
+            if not count:
+                break
+            chunk = view[:count]
+            size += count
+            if whole is not None:
+                whole.update(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    return FileDigest(
+        size=size,
+        sha256=whole.hexdigest() if whole is not None else None,
+        part_md5s={layout: hasher.finish() for layout, hasher in hashers.items()},
+    )
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB, "mib": MiB,
+          "g": 1024 * MiB, "gb": 1024 * MiB, "gib": 1024 * MiB}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$")
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a string like '64MiB', '64MB' or '64M' (all powers of 1024).
+
+    Why not Ansible's human_to_bytes: it rejects the 'MiB' spelling people copy from S3 docs.
+    """
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(str(value).lower())
+    if not match or match.group(2) not in _UNITS:
+        raise ValueError("%r is not a size: use bytes or a number with K, M or G (KiB, MiB, GiB; powers of 1024)" % (value,))
+    return int(match.group(1)) * _UNITS[match.group(2)]

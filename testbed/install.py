@@ -1,0 +1,146 @@
+"""What `up` installs into the cluster: CRDs, webhooks and configuration, nothing of the demo.
+
+Upstream manifests point webhooks at in-cluster Services; here the controllers run as host
+processes, so each reference becomes `url: https://127.0.0.1:<port>/<path>` with our CA, the
+way controller-runtime's envtest registers webhooks.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config, dynamic
+
+HERE = Path(__file__).resolve().parent
+FIELD_MANAGER = "rhoai-gpuaas-testbed"
+NAMESPACES = ("kueue-system", "kserve", "openshift-machine-api")
+# Kueue's CRDs that are served in two versions and convert through its webhook.
+KUEUE_CONVERTED = {"localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters"}
+# Kueue webhooks we keep: its own kinds and the two integrations the Red Hat build enables.
+KUEUE_WEBHOOK_PATHS = ("kueue-x-k8s-io", "--v1-pod", "apps-v1-deployment")
+MANAGED_NAMESPACES = {"matchLabels": {"kueue.openshift.io/managed": "true"}}
+KSERVE_RAW_DEPLOY = {"defaultDeploymentMode": "RawDeployment"}
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _url_config(port: int, path: str, ca_bundle: str) -> dict:
+    return {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle}
+
+
+def kueue_crds(manifests: Path, port: int, ca_bundle: str) -> list[dict]:
+    out = []
+    for f in sorted((manifests / "bases").glob("*.yaml")):
+        for crd in _docs(f):
+            if crd["spec"]["names"]["plural"] in KUEUE_CONVERTED:
+                crd["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {
+                    "clientConfig": _url_config(port, "/convert", ca_bundle), "conversionReviewVersions": ["v1"]}}
+            out.append(crd)
+    return out
+
+
+def kueue_webhooks(manifests: Path, port: int, ca_bundle: str) -> list[dict]:
+    out = []
+    for cfg in _docs(manifests / "manifests.yaml"):
+        prefix = "kueue-mutating" if cfg["kind"].startswith("Mutating") else "kueue-validating"
+        cfg["metadata"] = {"name": f"{prefix}-webhook-configuration"}
+        hooks = []
+        for hook in cfg["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            if not any(p in path for p in KUEUE_WEBHOOK_PATHS):
+                continue
+            hook["clientConfig"] = _url_config(port, path, ca_bundle)
+            if "kueue-x-k8s-io" not in path:
+                hook["namespaceSelector"] = MANAGED_NAMESPACES
+            hooks.append(hook)
+        cfg["webhooks"] = hooks
+        out.append(cfg)
+    return out
+
+
+def kserve_crds(manifests: Path) -> list[dict]:
+    return [d for f in sorted((manifests / "full").glob("serving.kserve.io_*.yaml")) for d in _docs(f)
+            if d.get("kind") == "CustomResourceDefinition"]
+
+
+def kserve_webhooks(manifests: Path, port: int, ca_bundle: str) -> list[dict]:
+    out = []
+    for cfg in _docs(manifests / "manifests.yaml"):
+        for hook in cfg["webhooks"]:
+            hook["clientConfig"] = _url_config(port, hook["clientConfig"]["service"]["path"], ca_bundle)
+        out.append(cfg)
+    return out
+
+
+def kserve_configmap(manifests: Path) -> dict:
+    """KServe's own defaults, with raw deployment as the default mode (as RHOAI 3.0 runs it)."""
+    cm = next(d for d in _docs(manifests / "inferenceservice.yaml") if d.get("kind") == "ConfigMap")
+    cm["metadata"] = {"name": "inferenceservice-config", "namespace": "kserve"}
+    deploy = json.loads(cm["data"]["deploy"])
+    deploy.update(KSERVE_RAW_DEPLOY)
+    cm["data"]["deploy"] = json.dumps(deploy)
+    return cm
+
+
+def _apply(dyn: dynamic.DynamicClient, obj: dict) -> None:
+    res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    res.server_side_apply(body=obj, name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
+                          field_manager=FIELD_MANAGER, force_conflicts=True)
+
+
+def _wait_established(api: client.ApiextensionsV1Api, names: list[str], deadline: float) -> None:
+    for name in names:
+        while True:
+            crd = api.read_custom_resource_definition(name)
+            if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CRD {name} not established in time")
+            time.sleep(0.2)
+
+
+def install_cluster_objects(state: Path, binaries: dict[str, Path], ports: dict[str, int]) -> None:
+    """Apply everything (server-side apply, so repeating it is harmless)."""
+    api_client = config.new_client_from_config(str(state / "kubeconfig"))
+    dyn = dynamic.DynamicClient(api_client)
+    ca_bundle = base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()
+    for ns in NAMESPACES:
+        _apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    crds = (_docs(HERE / "manifests" / "machine-api-crds.yaml")
+            + kueue_crds(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
+            + kserve_crds(binaries["kserve-manifests"]))
+    for crd in crds:
+        _apply(dyn, crd)
+    _wait_established(client.ApiextensionsV1Api(api_client), [c["metadata"]["name"] for c in crds],
+                      time.monotonic() + 60)
+    for obj in (kueue_webhooks(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
+                + kserve_webhooks(binaries["kserve-manifests"], ports["kserve_webhook"], ca_bundle)
+                + [kserve_configmap(binaries["kserve-manifests"])]):
+        _apply(dyn, obj)
+
+
+def _tls_serving(port: int, ca: Path) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock, \
+                ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+            return True
+    except OSError:
+        return False
+
+
+def wait_webhooks_serving(state: Path, ports: dict[str, int], deadline: float) -> None:
+    """Webhooks use failurePolicy Fail: report `up` only once both servers answer TLS."""
+    for name in ("kueue_webhook", "kserve_webhook"):
+        while not _tls_serving(ports[name], state / "pki" / "ca.crt"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} on 127.0.0.1:{ports[name]} does not answer TLS")
+            time.sleep(0.2)
+

@@ -1,0 +1,297 @@
+"""The local GPU cluster: `up`, `down`, `status`, `kubeconfig`.
+
+Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Kueue, KServe, a
+SeaweedFS S3 server and the cloud simulator as processes on 127.0.0.1, from the binaries that
+build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
+recovers after a crash or a reboot. State lives in `.testbed/` (or $TESTBED_STATE).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pki  # noqa: E402
+from processes import Component, http_ok, https_ok, pid_of, start, stop, wait_healthy  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STATE = Path(os.environ.get("TESTBED_STATE", ROOT / ".testbed")).resolve()
+PKI, RUN, LOGS = STATE / "pki", STATE / "run", STATE / "logs"
+KUBECONFIG = STATE / "kubeconfig"
+UP_TIMEOUT = 120.0
+
+PORTS = {
+    "etcd": 12379, "etcd_peer": 12380, "apiserver": 16443, "kcm": 17257, "scheduler": 17259,
+    "kwok": 17247, "kueue_webhook": 17443, "kueue_metrics": 17444, "kueue_health": 17445,
+    "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
+    "s3": 18333, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
+}
+API = f"https://127.0.0.1:{PORTS['apiserver']}"
+# Identities: the core components get their RBAC-bootstrapped users; the add-ons run as admins.
+IDENTITIES = {
+    "admin": ("kubernetes-admin", "system:masters"),
+    "kcm": ("system:kube-controller-manager", None),
+    "scheduler": ("system:kube-scheduler", None),
+    "kwok": ("kwok-controller", "system:masters"),
+    "kueue": ("kueue-controller-manager", "system:masters"),
+    "kserve": ("kserve-controller-manager", "system:masters"),
+    "cloud-sim": ("cloud-simulator", "system:masters"),
+}
+# Kueue's metrics server reads this fixed path when its internal cert management is off.
+KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+
+
+def versions() -> dict[str, str]:
+    """Component versions and the binary cache, read from versions.sh (the single source)."""
+    out = subprocess.run(["bash", "-c", f"set -a && source {HERE}/versions.sh && env"], check=True,
+                         capture_output=True, text=True).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {k: env[k] for k in ("KUBE_VERSION", "ETCD_VERSION", "KWOK_VERSION", "KUEUE_VERSION",
+                                "KSERVE_VERSION", "SEAWEEDFS_VERSION", "TESTBED_CACHE")}
+
+
+def binaries() -> dict[str, Path]:
+    v = versions()
+    cache = Path(v["TESTBED_CACHE"])
+    kube = cache / f"kube-{v['KUBE_VERSION']}"
+    return {
+        "etcd": cache / f"etcd-{v['ETCD_VERSION']}" / "etcd",
+        "kube-apiserver": kube / "kube-apiserver",
+        "kube-controller-manager": kube / "kube-controller-manager",
+        "kube-scheduler": kube / "kube-scheduler",
+        "kwok": cache / f"kwok-{v['KWOK_VERSION']}" / "kwok",
+        "kueue": cache / f"kueue-{v['KUEUE_VERSION']}" / "kueue",
+        "kserve": cache / f"kserve-{v['KSERVE_VERSION']}" / "kserve-manager",
+        "weed": cache / f"seaweedfs-{v['SEAWEEDFS_VERSION']}" / "weed",
+        "kueue-manifests": cache / f"kueue-{v['KUEUE_VERSION']}" / "manifests",
+        "kserve-manifests": cache / f"kserve-{v['KSERVE_VERSION']}" / "manifests",
+        "kwok-stages": cache / f"kwok-{v['KWOK_VERSION']}" / "manifests",
+    }
+
+
+def write_kubeconfig(path: Path, user: str) -> None:
+    """A kubeconfig for one identity, TLS verified against the testbed CA."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "testbed",
+        "clusters": [{"name": "testbed", "cluster": {"server": API, "certificate-authority": str(PKI / "ca.crt")}}],
+        "users": [{"name": user, "user": {"client-certificate": str(PKI / f"{user}.crt"),
+                                          "client-key": str(PKI / f"{user}.key")}}],
+        "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": user}}],
+    }, indent=2))
+    path.chmod(0o600)
+
+
+def prepare() -> None:
+    """Certificates, kubeconfigs and config files; created once, kept across restarts."""
+    for d in (PKI, RUN, LOGS, STATE / "kubeconfigs"):
+        d.mkdir(parents=True, exist_ok=True)
+    pki.ensure_ca(PKI)
+    pki.ensure_service_account_key(PKI)
+    pki.ensure_cert(PKI, "apiserver", "kube-apiserver", ips=("127.0.0.1", "10.96.0.1"),
+                    dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"), server=True)
+    pki.ensure_cert(PKI, "webhook", "testbed-webhooks", ips=("127.0.0.1",), dns=("localhost",), server=True)
+    pki.ensure_cert(PKI, "front-proxy-client", "front-proxy-client")
+    for user, (cn, org) in IDENTITIES.items():
+        pki.ensure_cert(PKI, user, cn, org)
+        write_kubeconfig(STATE / "kubeconfigs" / f"{user}.yaml", user)
+    if not KUBECONFIG.exists():
+        KUBECONFIG.symlink_to(STATE / "kubeconfigs" / "admin.yaml")
+    KUEUE_METRICS_CERTS.mkdir(parents=True, exist_ok=True)
+    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key"), ("ca.crt", "ca.crt")):
+        (KUEUE_METRICS_CERTS / dst).write_bytes((PKI / src).read_bytes())
+    kserve_certs = STATE / "kserve-tmp" / "k8s-webhook-server" / "serving-certs"
+    kserve_certs.mkdir(parents=True, exist_ok=True)
+    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key")):
+        (kserve_certs / dst).write_bytes((PKI / src).read_bytes())
+    (STATE / "kueue.yaml").write_text(kueue_config())
+    s3 = STATE / "s3.env"
+    if not s3.exists():
+        s3.write_text(f"AWS_ACCESS_KEY_ID=testbed{secrets.token_hex(4)}\n"
+                      f"AWS_SECRET_ACCESS_KEY={secrets.token_urlsafe(30)}\n"
+                      f"AWS_S3_ENDPOINT=http://127.0.0.1:{PORTS['s3']}\nAWS_DEFAULT_REGION=us-east-1\n")
+        s3.chmod(0o600)
+    env = dict(line.split("=", 1) for line in s3.read_text().split())
+    (STATE / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "testbed", "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"],
+                                            "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+    cloud = STATE / "cloud.json"
+    if not cloud.exists():
+        cloud.write_text(json.dumps({"boot_delay_seconds": 3, "unavailable_instance_types": []}, indent=2))
+
+
+def kueue_config() -> str:
+    """Kueue configured like the Red Hat build: pod and deployment integrations on managed namespaces."""
+    return json.dumps({
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
+        "namespace": "kueue-system",
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{PORTS['kueue_health']}"},
+        "metrics": {"bindAddress": f"127.0.0.1:{PORTS['kueue_metrics']}"},
+        "webhook": {"host": "127.0.0.1", "port": PORTS["kueue_webhook"], "certDir": str(STATE / "kueue-certs")},
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "managedJobsNamespaceSelector": {"matchLabels": {"kueue.openshift.io/managed": "true"}},
+        "integrations": {"frameworks": ["pod", "deployment"]},
+    }, indent=2)
+
+
+def components() -> list[Component]:
+    """The processes, in start order."""
+    b = binaries()
+    ca = PKI / "ca.crt"
+    kcfg = STATE / "kubeconfigs"
+    admin_crt, admin_key = PKI / "admin.crt", PKI / "admin.key"
+
+    def api_ready() -> bool:
+        return https_ok(f"{API}/readyz", ca, admin_crt, admin_key)
+
+    def secure_healthz(port: int) -> Component.health:
+        return lambda: https_ok(f"https://127.0.0.1:{port}/healthz", ca, verify=False)
+
+    kueue_certs = STATE / "kueue-certs"
+    kueue_certs.mkdir(parents=True, exist_ok=True)
+    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key")):
+        (kueue_certs / dst).write_bytes((PKI / src).read_bytes())
+    return [
+        Component("etcd", [str(b["etcd"]), "--name=testbed", f"--data-dir={STATE / 'etcd'}",
+                           f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                           f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                           f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd_peer']}",
+                           f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd_peer']}",
+                           f"--initial-cluster=testbed=http://127.0.0.1:{PORTS['etcd_peer']}",
+                           "--listen-metrics-urls=", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296"],
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['etcd']}/health")),
+        Component("kube-apiserver", [
+            str(b["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
+            "--bind-address=127.0.0.1", f"--secure-port={PORTS['apiserver']}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}", f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={ca}", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+            f"--service-account-key-file={PKI / 'sa.pub'}", f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
+            f"--requestheader-client-ca-file={ca}", "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={PKI / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={PKI / 'front-proxy-client.key'}",
+            "--enable-priority-and-fairness=false", "--profiling=false"], api_ready),
+        Component("kube-controller-manager", [
+            str(b["kube-controller-manager"]), f"--kubeconfig={kcfg / 'kcm.yaml'}",
+            f"--authentication-kubeconfig={kcfg / 'kcm.yaml'}", f"--authorization-kubeconfig={kcfg / 'kcm.yaml'}",
+            "--bind-address=127.0.0.1", f"--secure-port={PORTS['kcm']}", "--leader-elect=false",
+            "--use-service-account-credentials=true", f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--root-ca-file={ca}", f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
+            "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller",
+            "--kube-api-qps=100", "--kube-api-burst=200", "--profiling=false"],
+            secure_healthz(PORTS["kcm"])),
+        Component("kube-scheduler", [
+            str(b["kube-scheduler"]), f"--kubeconfig={kcfg / 'scheduler.yaml'}",
+            f"--authentication-kubeconfig={kcfg / 'scheduler.yaml'}",
+            f"--authorization-kubeconfig={kcfg / 'scheduler.yaml'}",
+            "--bind-address=127.0.0.1", f"--secure-port={PORTS['scheduler']}", "--leader-elect=false",
+            "--profiling=false"], secure_healthz(PORTS["scheduler"])),
+        Component("kwok", [
+            str(b["kwok"]), f"--kubeconfig={kcfg / 'kwok.yaml'}", "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{PORTS['kwok']}", "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+            *(f"--config={f}" for f in sorted(b["kwok-stages"].glob("*.yaml")))],
+            lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz")),
+        Component("kueue", [str(b["kueue"]), f"--config={STATE / 'kueue.yaml'}",
+                            f"--kubeconfig={kcfg / 'kueue.yaml'}", "--feature-gates=VisibilityOnDemand=false"],
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kueue_health']}/readyz")),
+        Component("kserve", [str(b["kserve"]), f"--kubeconfig={kcfg / 'kserve.yaml'}",
+                             f"--webhook-port={PORTS['kserve_webhook']}",
+                             f"--metrics-addr=127.0.0.1:{PORTS['kserve_metrics']}",
+                             f"--health-probe-addr=127.0.0.1:{PORTS['kserve_health']}", "--leader-elect=false"],
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kserve_health']}/readyz"),
+                  env={"POD_NAMESPACE": "kserve", "TMPDIR": str(STATE / "kserve-tmp")}),
+        Component("s3", [str(b["weed"]), "server", f"-dir={STATE / 's3'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                         f"-master.port={PORTS['weed_master']}", f"-volume.port={PORTS['weed_volume']}",
+                         "-volume.max=0", "-master.volumeSizeLimitMB=1024", "-filer",
+                         f"-filer.port={PORTS['weed_filer']}", "-s3", f"-s3.port={PORTS['s3']}",
+                         f"-s3.config={STATE / 's3.json'}"],
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['s3']}/healthz")),
+        Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
+                                f"--config={STATE / 'cloud.json'}"],
+                  lambda: pid_of(RUN, "cloud-sim") is not None),
+    ]
+
+
+def up(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    missing = [str(p) for k, p in binaries().items() if not p.exists()]
+    if missing:
+        print("testbed: binaries missing, run testbed/build.sh first:\n  " + "\n  ".join(missing), file=sys.stderr)
+        return 1
+    (STATE / "s3").mkdir(parents=True, exist_ok=True)
+    prepare()
+    deadline = time.monotonic() + UP_TIMEOUT
+    from install import install_cluster_objects  # needs the kubernetes client from the venv
+    comps = components()
+    for comp in comps:
+        if comp.name == "kueue":
+            install_cluster_objects(STATE, binaries(), PORTS)
+        if pid_of(RUN, comp.name) is not None and comp.health():
+            print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: already running")
+            continue
+        stop(RUN, comp.name)
+        start(RUN, LOGS, comp)
+        wait_healthy(comp, deadline, RUN)
+        print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")
+    from install import wait_webhooks_serving
+    wait_webhooks_serving(STATE, PORTS, deadline)
+    print(f"testbed up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    for comp in reversed(components_names()):
+        if stop(RUN, comp):
+            print(f"stopped {comp}")
+    if args.purge:
+        subprocess.run(["rm", "-rf", str(STATE)], check=True)
+        print(f"removed {STATE}")
+    return 0
+
+
+def components_names() -> list[str]:
+    return ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue",
+            "kserve", "s3", "cloud-sim"]
+
+
+def status(args: argparse.Namespace) -> int:
+    if not PKI.exists():
+        print("testbed: not set up (run `make testbed-up`)")
+        return 1
+    bad = 0
+    for comp in components():
+        pid = pid_of(RUN, comp.name)
+        healthy = pid is not None and comp.health()
+        bad += not healthy
+        print(f"{comp.name:25} {'pid ' + str(pid) if pid else 'not running':12} {'healthy' if healthy else 'DOWN'}")
+    return 1 if bad else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up").set_defaults(func=up)
+    d = sub.add_parser("down")
+    d.add_argument("--purge", action="store_true", help="also delete the state (etcd data, certificates)")
+    d.set_defaults(func=down)
+    sub.add_parser("status").set_defaults(func=status)
+    sub.add_parser("kubeconfig").set_defaults(func=lambda a: print(KUBECONFIG) or 0)
+    args = parser.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""MachineSet helpers shared by the integration tests (the testbed's cloud simulator boots them)."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable
+
+from kubernetes import client
+
+GROUP, VERSION, NAMESPACE = "machine.openshift.io", "v1beta1", "openshift-machine-api"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def machineset_body(name: str, instance_type: str, replicas: int = 0,
+                    labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A MachineSet shaped like the ones OpenShift's installer makes for GPU workers."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "MachineSet",
+        "metadata": {"name": name, "namespace": NAMESPACE,
+                     "labels": {"machine.openshift.io/cluster-api-cluster": "testbed", **(labels or {})}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"machine.openshift.io/cluster-api-machineset": name}},
+            "template": {
+                "metadata": {"labels": {"machine.openshift.io/cluster-api-machineset": name}},
+                "spec": {
+                    "metadata": {"labels": {"node-role.kubernetes.io/gpu": ""}},
+                    "taints": [GPU_TAINT],
+                    "providerSpec": {"value": {
+                        "instanceType": instance_type,
+                        "placement": {"region": "us-east-1", "availabilityZone": "us-east-1a"}}},
+                },
+            },
+        },
+    }
+
+
+def create_machineset(k8s: client.ApiClient, name: str, instance_type: str, replicas: int = 0,
+                      labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "machinesets", machineset_body(name, instance_type, replicas, labels))
+
+
+def get_machineset(k8s: client.ApiClient, name: str) -> dict[str, Any]:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "machinesets", name)
+
+
+def scale(k8s: client.ApiClient, name: str, replicas: int) -> None:
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object_scale(
+        GROUP, VERSION, NAMESPACE, "machinesets", name, {"spec": {"replicas": replicas}})
+
+
+def machines_of(k8s: client.ApiClient, name: str) -> list[dict[str, Any]]:
+    return client.CustomObjectsApi(k8s).list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "machines",
+        label_selector=f"machine.openshift.io/cluster-api-machineset={name}")["items"]
+
+
+def nodes_of(k8s: client.ApiClient, name: str) -> list[Any]:
+    """Nodes backing the MachineSet's Machines, found by the machine annotation."""
+    prefix = f"{NAMESPACE}/{name}-"
+    return [n for n in client.CoreV1Api(k8s).list_node().items
+            if (n.metadata.annotations or {}).get("machine.openshift.io/machine", "").startswith(prefix)]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.5)
+
+
+def delete_machineset(k8s: client.ApiClient, name: str) -> None:
+    """Delete the MachineSet and wait until its Machines and Nodes are gone."""
+    try:
+        client.CustomObjectsApi(k8s).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "machinesets", name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    wait_for(f"machines and nodes of {name} to go",
+             lambda: not machines_of(k8s, name) and not nodes_of(k8s, name), timeout=60)
