@@ -39,7 +39,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -99,9 +98,9 @@ class Watcher(threading.Thread):
                 log.warning("watch %s: API error %s %s; retrying in %.0fs",
                             self.kind, exc.status, exc.reason, backoff)
                 rv = None
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                log.warning("watch %s: %s; retrying in %.0fs", self.kind,
-                            type(exc).__name__, backoff)
+            except Exception as exc:  # a daemon thread must outlive any single failure
+                log.warning("watch %s: %s: %s; retrying in %.0fs", self.kind,
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", backoff)
                 rv = None
             self.stop_event.wait(backoff)
             backoff = min(backoff * 2, 10.0)
@@ -461,8 +460,9 @@ def run(sim: Simulator, stop: threading.Event) -> None:
             log.warning("reconcile: API error %s %s; retrying in %.0fs", exc.status, exc.reason, backoff)
             wait = backoff
             backoff = min(backoff * 2, 10.0)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            log.warning("reconcile: %s: %s; retrying in %.0fs", type(exc).__name__, exc, backoff)
+        except Exception as exc:  # the daemon must survive apiserver restarts and odd objects
+            log.warning("reconcile: %s: %s; retrying in %.0fs", type(exc).__name__,
+                        str(exc).splitlines()[0][:200] if str(exc) else "", backoff)
             wait = backoff
             backoff = min(backoff * 2, 10.0)
         due_at = None if wait is None else time.monotonic() + max(wait, 0.05)
@@ -477,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s cloud_sim %(message)s")
+    # urllib3 logs every connection retry; our own warning per failed call is enough.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

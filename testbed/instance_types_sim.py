@@ -28,6 +28,9 @@ RESERVED_MEMORY_MIB = 1024
 ROOT_VOLUME_GIB = 120
 ALLOCATABLE_EPHEMERAL_GIB = 110
 MAX_PODS = 110
+# The MachineSet status fields the simulator owns (and clears when they drop to 0).
+MACHINESET_STATUS_KEYS = ("replicas", "fullyLabeledReplicas", "readyReplicas",
+                          "availableReplicas", "observedGeneration", "labelSelector")
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,3 @@ def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any],
     """A merge patch turning `current` into `wanted` for the `managed` keys (None deletes)."""
     current = current or {}
     return {k: wanted.get(k) for k in managed if current.get(k) != wanted.get(k)}
-
-
-MACHINESET_STATUS_KEYS = ("replicas", "fullyLabeledReplicas", "readyReplicas",
-                          "availableReplicas", "observedGeneration", "labelSelector")

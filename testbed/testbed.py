@@ -237,8 +237,8 @@ def up(args: argparse.Namespace) -> int:
     from install import install_cluster_objects  # needs the kubernetes client from the venv
     comps = components()
     for comp in comps:
-        if comp.name == "kueue":
-            install_cluster_objects(STATE, binaries(), PORTS)
+        if comp.name == "kueue" and install_cluster_objects(STATE, binaries(), PORTS):
+            print(f"[up {time.monotonic() - t0:5.1f}s] CRDs, webhooks and configuration applied")
         if pid_of(RUN, comp.name) is not None and comp.health():
             print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: already running")
             continue

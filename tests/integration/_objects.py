@@ -65,6 +65,6 @@ def inference_service(name: str, gpus: int, queue: str = "default", labels: dict
         model["storageUri"] = storage_uri
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
             "metadata": {"name": name, "labels": {"kueue.x-k8s.io/queue-name": queue, **(labels or {})},
-                         "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment", **(annotations or {})}},
+                         "annotations": {"serving.kserve.io/deploymentMode": "Standard", **(annotations or {})}},
             "spec": {"predictor": {"minReplicas": 1, "maxReplicas": 1, "deploymentStrategy": {"type": "Recreate"},
                                    "tolerations": [TOLERATION], "model": model}}}

@@ -108,7 +108,8 @@ class _Builder:
 
     def predictor_field(self, key: str, value: int) -> None:
         current = _predictor(self.isvc).get(key)
-        if current == value:
+        # maxReplicas is a plain int with omitempty: the API drops 0, so absent means 0.
+        if current == value or (key == "maxReplicas" and current is None and value == 0):
             return
         self._record(("spec", "predictor", key), current, value)
 

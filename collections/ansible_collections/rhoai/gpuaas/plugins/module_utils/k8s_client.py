@@ -20,7 +20,8 @@ Public API (stable; other modules build on it):
 ``Client``: ``resource(api_version, kind)``, ``get(...)``, ``list(...)``, ``watch(...)``,
     ``patch(...)``, ``patch_scale(...)``, ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
-``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``.
+``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
+    ``error_message(exc)`` (one line for an ApiException, no headers).
 
 Objects are always plain ``dict`` (never ``ResourceInstance``), so module logic stays pure
 and testable with literal dicts.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -103,6 +105,21 @@ def is_retriable(exc: BaseException) -> bool:
     if urllib3 is not None and isinstance(exc, urllib3.exceptions.HTTPError):
         return True
     return isinstance(exc, (OSError, ConnectionError))
+
+
+def error_message(exc: BaseException) -> str:
+    """One readable line for an API error: HTTP status and the Status message from the body."""
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    message = None
+    if body:
+        try:
+            message = json.loads(body).get("message")
+        except (ValueError, TypeError, AttributeError):
+            message = None
+    if status is None:
+        return _short_reason(exc)
+    return "HTTP {0}: {1}".format(status, message or getattr(exc, "reason", None) or exc)
 
 
 def _ensure_dict(obj: Any) -> Dict[str, Any]:
@@ -255,10 +272,19 @@ def connect(module: AnsibleK8SModule) -> Client:
     """
     try:
         k8s = get_api_client(module=module)
-    except (CoreException, ConfigException, OSError, ValueError) as exc:
-        raise K8sUnreachable(
-            "Could not configure the Kubernetes client: {0}. {1}".format(exc, CONNECTION_HINT)
-        ) from exc
+    except Exception as exc:
+        # Discovery may already talk to the API here (kubernetes.core reads /version when
+        # its discovery cache is cold), so connection errors surface here too.
+        if is_retriable(exc):
+            raise K8sUnreachable(
+                "The Kubernetes API at {0} is unreachable: {1}. {2}".format(
+                    _configured_host(module), _short_reason(exc), CONNECTION_HINT)
+            ) from exc
+        if isinstance(exc, (CoreException, ConfigException, OSError, ValueError, TypeError)):
+            raise K8sUnreachable(
+                "Could not configure the Kubernetes client: {0}. {1}".format(exc, CONNECTION_HINT)
+            ) from exc
+        raise
     host = getattr(k8s.configuration, "host", None) or "<unknown host>"
     client = Client(k8s.client, host)
     try:
@@ -280,6 +306,11 @@ def connect(module: AnsibleK8SModule) -> Client:
             )
         ) from exc
     return client
+
+
+def _configured_host(module: AnsibleK8SModule) -> str:
+    """The host the user asked for (option or K8S_AUTH_HOST), for messages only."""
+    return module.params.get("host") or os.environ.get("K8S_AUTH_HOST") or "<host from kubeconfig>"
 
 
 def _short_reason(exc: BaseException) -> str:

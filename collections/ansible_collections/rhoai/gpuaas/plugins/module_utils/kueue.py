@@ -325,7 +325,6 @@ def pod_summary(pod: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-
 def pod_gated(pod: Dict[str, Any]) -> bool:
     """The pod still carries Kueue's admission scheduling gate."""
     return any(g.get("name") == ADMISSION_GATE for g in (pod.get("spec") or {}).get("schedulingGates") or [])

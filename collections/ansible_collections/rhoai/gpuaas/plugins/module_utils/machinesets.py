@@ -48,7 +48,7 @@ def select(client: Client, namespace: str, name: Optional[str] = None,
             raise MachineSetError("MachineSet '{0}' not found in namespace '{1}'".format(name, namespace))
         return [obj]
     selector = join_selectors(label_selectors)
-    items, _ = client.list(API_VERSION, "MachineSet", namespace, label_selector=selector)
+    items = client.list(API_VERSION, "MachineSet", namespace, label_selector=selector)[0]
     if not items:
         raise MachineSetError("No MachineSet in namespace '{0}' matches label selector '{1}'".format(namespace, selector))
     return sorted(items, key=lambda o: o["metadata"]["name"])
@@ -232,7 +232,7 @@ def failure(machineset: Obj, mine: List[Obj]) -> Optional[str]:
     if failed and len(live) - len(failed) < spec_replicas(machineset):
         name, reason = failed[0]
         return ("Machine {0} of MachineSet {1} failed: {2}. A failed Machine is not replaced: delete it or scale "
-                "the MachineSet down to retry".format(name, machineset["metadata"]["name"], reason))
+                "the MachineSet down to retry".format(name, machineset["metadata"]["name"], reason.rstrip(". ")))
     return None
 
 

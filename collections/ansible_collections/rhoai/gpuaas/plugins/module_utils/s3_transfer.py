@@ -383,6 +383,10 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def _ignore(result: Any) -> None:
+    """Continuation of tasks whose effect is done in the task itself."""
+
+
 def read_range(path: str, offset: int, length: int) -> bytes:
     """One part's bytes with a single pread: no shared file position between threads."""
     fd = os.open(path, os.O_RDONLY)
@@ -417,11 +421,14 @@ class Uploader:
 
     # -- S3 calls, each turning botocore errors into S3UploadError
 
+    def _explained(self, exc: Exception, doing: str) -> S3UploadError:
+        return S3UploadError(redact(explain_error(exc, self.target, doing), self.target.secrets()))
+
     def _call(self, doing: str, method: str, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, method)(Bucket=self.target.bucket, **kwargs)
         except (BotoCoreError, ClientError) as exc:
-            raise S3UploadError(redact(explain_error(exc, self.target, doing), self.target.secrets()))
+            raise self._explained(exc, doing)
 
     def list_remote(self) -> dict[str, RemoteObject]:
         """Objects under the prefix; the first call, so it also checks endpoint, credentials and bucket."""
@@ -459,12 +466,10 @@ class Uploader:
         try:
             self.client.head_bucket(Bucket=self.target.bucket)
             return True
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+        except (BotoCoreError, ClientError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 return False
-            raise S3UploadError(redact(explain_error(exc, self.target, doing), self.target.secrets()))
-        except BotoCoreError as exc:
-            raise S3UploadError(redact(explain_error(exc, self.target, doing), self.target.secrets()))
+            raise self._explained(exc, doing)
 
     def list_uploads(self) -> dict[str, list[dict]]:
         """Unfinished multipart uploads under the prefix, newest first per key."""
@@ -501,12 +506,10 @@ class Uploader:
             kwargs["PartNumber"] = part_number
         try:
             return self.client.head_object(Bucket=self.target.bucket, **kwargs)
-        except ClientError as exc:
-            if part_number:
+        except (BotoCoreError, ClientError) as exc:
+            if part_number and isinstance(exc, ClientError):
                 return None  # servers without PartNumber support: fall back to inference
-            raise S3UploadError(redact(explain_error(exc, self.target, "reading metadata of %s" % key), self.target.secrets()))
-        except BotoCoreError as exc:
-            raise S3UploadError(redact(explain_error(exc, self.target, "reading metadata of %s" % key), self.target.secrets()))
+            raise self._explained(exc, "reading metadata of %s" % key)
 
     # -- planning (runs on the hashing pool)
 
@@ -514,8 +517,7 @@ class Uploader:
         parts = etag_part_count(remote.etag)
         if not parts:
             return WHOLE
-        declared = int((head or {}).get("Metadata", {}).get(META_PART_SIZE, 0) or 0)
-        first = declared
+        first = int((head or {}).get("Metadata", {}).get(META_PART_SIZE, 0) or 0)
         if not first and parts > 1:
             part_head = self._head(remote.key, 1)
             length = int((part_head or {}).get("ContentLength", 0))
@@ -654,8 +656,7 @@ class Uploader:
     def _drain(self) -> None:
         try:
             while self._pending:
-                done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in wait(list(self._pending), return_when=FIRST_COMPLETED).done:
                     self._pending.pop(future)(future.result())
         except BaseException:
             self._stop.set()
@@ -672,7 +673,7 @@ class Uploader:
             return
         self.progress.planned(local.size)
         if local.size <= self.options.part_size:
-            self._submit(io_pool, lambda _: None, self.put_single, plan)
+            self._submit(io_pool, _ignore, self.put_single, plan)
         else:
             self._submit(io_pool, lambda job: self._on_started(io_pool, job), self.start_multipart, plan)
 
@@ -690,7 +691,7 @@ class Uploader:
         job.md5s[number] = md5
         job.remaining -= 1
         if job.remaining == 0:
-            self._submit(io_pool, lambda _: None, self.complete_multipart, job)
+            self._submit(io_pool, _ignore, self.complete_multipart, job)
 
     def _abort_stale(self) -> int:
         """Abort unfinished uploads under the prefix that this run did not resume."""
@@ -750,7 +751,7 @@ class Uploader:
         return {
             "changed": bool(uploads or deletions or aborted or self.bucket_created),
             "uploaded": len(uploads),
-            "skipped": sum(1 for entry in entries if entry["action"] == SKIP),
+            "unchanged": sum(1 for entry in entries if entry["action"] == SKIP),
             "deleted": len(deletions),
             "resumed": sum(1 for entry in uploads if entry["reason"] == "resumed"),
             "aborted_uploads": aborted,

@@ -27,7 +27,7 @@ description:
   - Errors in the arguments (a missing MachineSet, a negative O(replicas), both or neither
     of O(name) and O(label_selectors)) are reported before anything is changed.
 author:
-  - rhoai.gpuaas maintainers
+  - rhoai.gpuaas maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 attributes:
@@ -181,6 +181,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import (
     K8sError,
     auth_argument_spec,
     connect,
+    error_message,
     new_module,
 )
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import (
@@ -263,15 +264,15 @@ class Scaler:
         try:
             self.client = connect(self.module)
             self.selected = ms_lib.select(self.client, p["namespace"], p["name"], p["label_selectors"])
-            machines, _ = self.client.list(ms_lib.API_VERSION, "Machine", p["namespace"])
-            nodes, _ = self.client.list("v1", "Node")
+            machines = self.client.list(ms_lib.API_VERSION, "Machine", p["namespace"])[0]
+            nodes = self.client.list("v1", "Node")[0]
         except K8sError as exc:
             self.fail(str(exc))
         except Exception as exc:  # discovery or API errors: report, never a traceback
             if type(exc).__name__ == "ResourceNotFoundError":
                 self.fail("The cluster does not serve {0} MachineSet: is this OpenShift with the Machine API? "
                           "({1})".format(ms_lib.API_VERSION, exc))
-            self.fail("Reading MachineSets in namespace '{0}' failed: {1}".format(p["namespace"], exc),
+            self.fail("Reading MachineSets in namespace '{0}' failed: {1}".format(p["namespace"], error_message(exc)),
                       exception=traceback.format_exc())
 
         for ms in self.selected:
@@ -286,7 +287,7 @@ class Scaler:
                 try:
                     ms_lib.scale(self.client, ms, p["replicas"])
                 except Exception as exc:
-                    self.fail("Scaling MachineSet '{0}' failed: {1}".format(ms["metadata"]["name"], exc),
+                    self.fail("Scaling MachineSet '{0}' failed: {1}".format(ms["metadata"]["name"], error_message(exc)),
                               changed=ms is not to_scale[0])
 
         entries = self.wait_or_snapshot(changed)

@@ -245,8 +245,10 @@ uploaded:
   returned: always
   type: int
   sample: 4
-skipped:
-  description: Number of files already present with identical content.
+unchanged:
+  description:
+    - Number of files already present with identical content (the C(skip) entries of RV(files)).
+    - Not called C(skipped) because Ansible reads a true C(skipped) key as "the task was skipped".
   returned: always
   type: int
   sample: 12
@@ -287,7 +289,7 @@ seconds:
   type: float
   sample: 42.7
 mb_per_s:
-  description: O(bytes) / O(seconds) in megabytes (10^6 bytes) per second.
+  description: RV(bytes) / RV(seconds) in megabytes (10^6 bytes) per second.
   returned: always
   type: float
   sample: 377.2

@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+"""Kueue helpers: message parsing with the real strings, states, usage, coverage."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.kueue import (
+    KueueError,
+    PodWorkloads,
+    admission,
+    assessed_pending,
+    choose_api_version,
+    cluster_queue_of_local_queue,
+    cluster_queue_usage,
+    detect_api_version,
+    parse_pending_message,
+    pod_gated,
+    pod_requested_resources,
+    terminal_reason,
+    uncovered_resources,
+    workload_state,
+    workload_summary,
+    workloads_of_pods,
+)
+
+CURRENT = (
+    "couldn't assign flavors to pod set main: flavor nvidia-l4-1gpu doesn't match node affinity, "
+    "insufficient unused quota for nvidia.com/gpu in flavor nvidia-l4-4gpu, 4 more needed"
+)
+OLDER = (
+    "couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in flavor "
+    "nvidia-l4-1gpu, request > maximum capacity (4 > 1), insufficient unused quota for "
+    "nvidia.com/gpu in flavor nvidia-l4-4gpu, 4 more needed"
+)
+NEWER_NO_FIT = (
+    "couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in flavor "
+    "nvidia-l4-1gpu, previously considered podsets requests (0) + current podset request (4) > "
+    "maximum capacity (1), insufficient unused quota for nvidia.com/gpu in flavor nvidia-l4-4gpu, 4 more needed"
+)
+
+
+def cond(cond_type, status, reason="", message=""):
+    return {"type": cond_type, "status": status, "reason": reason, "message": message}
+
+
+def workload(name="pod-x-1a2b3", conditions=(), **status):
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": "w-" + name,
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "x", "uid": "pod-uid-x"}]},
+        "spec": {"queueName": "default"},
+        "status": dict(status, conditions=list(conditions)),
+    }
+
+
+class TestParsePending:
+    def test_current_wording(self):
+        parsed = parse_pending_message(CURRENT)
+        assert parsed["flavors"] == [
+            {"name": "nvidia-l4-1gpu", "reason": "doesn't match node affinity"},
+            {"name": "nvidia-l4-4gpu", "reason": "insufficient unused quota for nvidia.com/gpu, 4 more needed"},
+        ]
+        assert parsed["resource"] == "nvidia.com/gpu"
+        assert parsed["more_needed"] == "4"
+        assert len(parsed["reasons"]) == 2
+
+    def test_older_maximum_capacity_wording(self):
+        parsed = parse_pending_message(OLDER)
+        assert parsed["flavors"][0] == {
+            "name": "nvidia-l4-1gpu",
+            "reason": "insufficient quota for nvidia.com/gpu, request > maximum capacity (4 > 1)",
+        }
+        assert parsed["flavors"][1]["name"] == "nvidia-l4-4gpu"
+        assert parsed["resource"] == "nvidia.com/gpu"
+        assert parsed["more_needed"] == "4"  # from the flavor where waiting helps
+
+    def test_kueue_017_maximum_capacity_wording(self):
+        parsed = parse_pending_message(NEWER_NO_FIT)
+        assert [f["name"] for f in parsed["flavors"]] == ["nvidia-l4-1gpu", "nvidia-l4-4gpu"]
+        assert "maximum capacity (1)" in parsed["flavors"][0]["reason"]
+        assert parsed["more_needed"] == "4"
+
+    def test_only_maximum_capacity_has_no_more_needed(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in flavor "
+            "nvidia-l4-1gpu, request > maximum capacity (4 > 1)")
+        assert parsed["resource"] == "nvidia.com/gpu"
+        assert parsed["more_needed"] is None
+
+    def test_uncovered_resource(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: resource ephemeral-storage unavailable in ClusterQueue")
+        assert parsed == {"flavors": [], "resource": "ephemeral-storage", "more_needed": None,
+                          "reasons": ["resource ephemeral-storage unavailable in ClusterQueue"]}
+
+    def test_missing_local_queue(self):
+        parsed = parse_pending_message("LocalQueue default doesn't exist")
+        assert parsed["flavors"] == [] and parsed["resource"] is None
+        assert parsed["reasons"] == ["LocalQueue default doesn't exist"]
+
+    def test_untolerated_taint_and_memory(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: untolerated taint {nvidia.com/gpu true NoSchedule <nil>} "
+            "in flavor nvidia-l4-1gpu, insufficient unused quota for memory in flavor nvidia-l4-4gpu, 8Gi more needed")
+        assert parsed["flavors"][0] == {"name": "nvidia-l4-1gpu",
+                                        "reason": "untolerated taint {nvidia.com/gpu true NoSchedule <nil>}"}
+        assert parsed["resource"] == "memory" and parsed["more_needed"] == "8Gi"
+
+    def test_several_pod_sets(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: flavor a doesn't match node affinity; "
+            "couldn't assign flavors to pod set workers: insufficient unused quota for cpu in flavor b, 2 more needed")
+        assert [f["name"] for f in parsed["flavors"]] == ["a", "b"]
+        assert parsed["resource"] == "cpu"
+
+    @pytest.mark.parametrize("message", [None, ""])
+    def test_empty(self, message):
+        assert parse_pending_message(message)["flavors"] == []
+
+
+class TestWorkloadState:
+    def test_never_admitted_has_no_admitted_condition(self):
+        wl = workload(conditions=[cond("QuotaReserved", "False", "Pending", CURRENT)])
+        assert workload_state(wl) == "pending"
+        assert assessed_pending(wl)
+        summary = workload_summary(wl)
+        assert summary["pending"]["more_needed"] == "4"
+        assert summary["message"] == CURRENT
+        assert summary["pod"] == "x"
+
+    def test_fresh_workload_is_pending_but_not_assessed(self):
+        wl = workload()
+        assert workload_state(wl) == "pending"
+        assert not assessed_pending(wl)
+
+    def test_admitted_with_flavors(self):
+        wl = workload(
+            conditions=[cond("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue rhoai-main-queue"),
+                        cond("Admitted", "True", "Admitted", "The workload is admitted")],
+            admission={"clusterQueue": "rhoai-main-queue",
+                       "podSetAssignments": [{"name": "main", "flavors": {"nvidia.com/gpu": "nvidia-l4-4gpu", "cpu": "nvidia-l4-4gpu"}}]},
+        )
+        assert workload_state(wl) == "admitted"
+        assert admission(wl) == {"cluster_queue": "rhoai-main-queue",
+                                 "flavors": {"nvidia.com/gpu": "nvidia-l4-4gpu", "cpu": "nvidia-l4-4gpu"}}
+        assert workload_summary(wl)["pending"] is None
+
+    def test_quota_reserved_waiting_for_checks(self):
+        wl = workload(conditions=[cond("QuotaReserved", "True"), cond("Admitted", "False")])
+        assert workload_state(wl) == "quota_reserved"
+
+    def test_readmitted_after_eviction_is_admitted(self):
+        wl = workload(conditions=[cond("Evicted", "False", "QuotaReserved"), cond("QuotaReserved", "True"),
+                                  cond("Admitted", "True")])
+        assert workload_state(wl) == "admitted"
+
+    def test_evicted_and_finished(self):
+        assert workload_state(workload(conditions=[cond("Evicted", "True", "Preempted"), cond("Admitted", "False")])) == "evicted"
+        assert workload_state(workload(conditions=[cond("Admitted", "True"), cond("Finished", "True")])) == "finished"
+
+    def test_terminal_reasons(self):
+        uncovered = workload(conditions=[cond("QuotaReserved", "False", "Pending",
+                                              "couldn't assign flavors to pod set main: resource ephemeral-storage unavailable in ClusterQueue")])
+        missing = workload(conditions=[cond("QuotaReserved", "False", "Inadmissible", "LocalQueue default doesn't exist")])
+        short = workload(conditions=[cond("QuotaReserved", "False", "Pending", CURRENT)])
+        assert "ephemeral-storage" in terminal_reason(uncovered)
+        assert "LocalQueue default" in terminal_reason(missing)
+        assert terminal_reason(short) is None
+
+
+class TestPodsAndWorkloads:
+    pods = [
+        {"metadata": {"name": "x", "uid": "pod-uid-x"}, "spec": {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}]}},
+        {"metadata": {"name": "y", "uid": "pod-uid-y"}, "spec": {}},
+    ]
+
+    def test_match_by_owner_and_by_label(self):
+        by_owner = workload("pod-x-aaaaa")
+        by_label = {"metadata": {"name": "pod-y-bbbbb", "labels": {"kueue.x-k8s.io/job-uid": "pod-uid-y"}}}
+        other = {"metadata": {"name": "pod-z", "labels": {"kueue.x-k8s.io/job-uid": "nope"}}}
+        result = workloads_of_pods([by_owner, by_label, other], self.pods)
+        assert [w["metadata"]["name"] for w in result["x"]] == ["pod-x-aaaaa"]
+        assert [w["metadata"]["name"] for w in result["y"]] == ["pod-y-bbbbb"]
+
+    def test_gated(self):
+        assert pod_gated(self.pods[0]) and not pod_gated(self.pods[1])
+
+    def test_links_remember_deleted_pods_and_prefix(self):
+        links = PodWorkloads("llm-predictor-")
+        links.observe(self.pods)
+        gone_pod_wl = workload("pod-x-aaaaa")
+        by_prefix = {"metadata": {"name": "pod-llm-predictor-abc-1", "ownerReferences": [
+            {"kind": "Pod", "name": "llm-predictor-abc-1", "uid": "never-seen"}]}}
+        unrelated = {"metadata": {"name": "pod-other", "ownerReferences": [{"kind": "Pod", "name": "other", "uid": "u"}]}}
+        assert [w["metadata"]["name"] for w in links.select([gone_pod_wl, by_prefix, unrelated])] == [
+            "pod-x-aaaaa", "pod-llm-predictor-abc-1"]
+
+
+CLUSTER_QUEUE = {
+    "metadata": {"name": "rhoai-main-queue"},
+    "spec": {"resourceGroups": [{
+        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+        "flavors": [
+            {"name": "nvidia-l4-1gpu", "resources": [{"name": "cpu", "nominalQuota": "16"},
+                                                     {"name": "memory", "nominalQuota": "64Gi"},
+                                                     {"name": "nvidia.com/gpu", "nominalQuota": 1}]},
+            {"name": "nvidia-l4-4gpu", "resources": [{"name": "cpu", "nominalQuota": "48"},
+                                                     {"name": "memory", "nominalQuota": "192Gi"},
+                                                     {"name": "nvidia.com/gpu", "nominalQuota": "4"}]},
+        ]}]},
+    "status": {"flavorsUsage": [
+        {"name": "nvidia-l4-4gpu", "resources": [{"name": "cpu", "total": "8"}, {"name": "nvidia.com/gpu", "total": "4"},
+                                                 {"name": "memory", "total": "32Gi"}]},
+        {"name": "nvidia-l4-1gpu", "resources": [{"name": "cpu"}, {"name": "nvidia.com/gpu", "total": "1"}]},
+    ]},
+}
+
+
+class TestClusterQueue:
+    def test_usage_per_flavor(self):
+        usage = cluster_queue_usage(CLUSTER_QUEUE)
+        assert usage["nvidia-l4-4gpu"]["nvidia.com/gpu"] == {"used": "4", "nominal": "4"}
+        assert usage["nvidia-l4-1gpu"]["nvidia.com/gpu"] == {"used": "1", "nominal": "1"}
+        assert usage["nvidia-l4-1gpu"]["cpu"] == {"used": "0", "nominal": "16"}
+        assert usage["nvidia-l4-1gpu"]["memory"] == {"used": "0", "nominal": "64Gi"}
+
+    def test_usage_without_status(self):
+        usage = cluster_queue_usage({"spec": CLUSTER_QUEUE["spec"]})
+        assert usage["nvidia-l4-4gpu"]["memory"] == {"used": "0", "nominal": "192Gi"}
+
+    def test_coverage_counts_requests_limits_and_init_containers(self):
+        spec = {
+            "initContainers": [{"name": "storage-initializer", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}],
+            "containers": [{"name": "kserve-container",
+                            "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"nvidia.com/gpu": "4"}}}],
+        }
+        assert pod_requested_resources(spec) == ["cpu", "ephemeral-storage", "memory", "nvidia.com/gpu"]
+        assert uncovered_resources(spec, CLUSTER_QUEUE) == ["ephemeral-storage"]
+
+    def test_fully_covered(self):
+        spec = {"containers": [{"resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": 1}}}, {"name": "sidecar"}]}
+        assert uncovered_resources(spec, CLUSTER_QUEUE) == []
+
+
+class FakeClient:
+    def __init__(self, served=(), objects=None):
+        self.served = list(served)
+        self.objects = objects or {}
+
+    def served_versions(self, group):
+        assert group == "kueue.x-k8s.io"
+        return self.served
+
+    def get(self, api_version, kind, name, namespace=None):
+        return self.objects.get((api_version, kind, namespace, name))
+
+
+class TestApiVersion:
+    def test_prefers_v1beta2(self):
+        assert detect_api_version(FakeClient(["v1beta1", "v1beta2"])) == "kueue.x-k8s.io/v1beta2"
+
+    def test_kueue_014_only_v1beta1(self):
+        assert detect_api_version(FakeClient(["v1beta1"])) == "kueue.x-k8s.io/v1beta1"
+
+    def test_override_skips_discovery(self):
+        assert detect_api_version(FakeClient([]), "v1beta1") == "kueue.x-k8s.io/v1beta1"
+        assert choose_api_version([], "kueue.x-k8s.io/v1beta2") == "kueue.x-k8s.io/v1beta2"
+
+    def test_not_installed(self):
+        with pytest.raises(KueueError, match="is Kueue installed"):
+            detect_api_version(FakeClient([]))
+
+    def test_local_queue_lookup(self):
+        client = FakeClient(objects={("kueue.x-k8s.io/v1beta2", "LocalQueue", "private-ai", "default"):
+                                     {"spec": {"clusterQueue": "rhoai-main-queue"}}})
+        assert cluster_queue_of_local_queue(client, "kueue.x-k8s.io/v1beta2", "private-ai", "default") == "rhoai-main-queue"
+        assert cluster_queue_of_local_queue(client, "kueue.x-k8s.io/v1beta2", "private-ai", "other") is None

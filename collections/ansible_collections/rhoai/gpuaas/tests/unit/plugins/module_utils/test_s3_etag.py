@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+"""ETag arithmetic: single-part md5, multipart md5-of-md5s with the object's own layout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
+    MAX_PARTS,
+    WHOLE,
+    MiB,
+    effective_part_size,
+    etag_part_count,
+    hash_file,
+    infer_part_size,
+    is_md5_etag,
+    multipart_etag,
+    normalize_etag,
+    parse_size,
+    part_count,
+    part_ranges,
+)
+
+
+def reference_multipart_etag(data: bytes, part_size: int) -> str:
+    """What S3 computes, written the slow obvious way."""
+    digests = [hashlib.md5(data[i:i + part_size]).digest() for i in range(0, len(data), part_size)]
+    return hashlib.md5(b"".join(digests)).hexdigest() + "-%d" % len(digests)
+
+
+@pytest.fixture
+def blob(tmp_path):
+    data = os.urandom(5 * 1024 + 123)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    return str(path), data
+
+
+def test_normalize_strips_quotes_and_case():
+    assert normalize_etag('"ABCDEF"') == "abcdef"
+    assert normalize_etag(None) == ""
+
+
+@pytest.mark.parametrize("etag,parts", [
+    ('"d41d8cd98f00b204e9800998ecf8427e"', 0),
+    ('"d41d8cd98f00b204e9800998ecf8427e-12"', 12),
+    ("d41d8cd98f00b204e9800998ecf8427e-1", 1),
+    ("not-an-md5-3", 0),
+    ("", 0),
+])
+def test_etag_part_count(etag, parts):
+    assert etag_part_count(etag) == parts
+
+
+def test_is_md5_etag_rejects_kms_style():
+    assert is_md5_etag('"d41d8cd98f00b204e9800998ecf8427e-2"')
+    assert not is_md5_etag('"3f6b2a0c9a1e4d7f"')
+
+
+def test_single_part_etag_is_plain_md5(blob):
+    path, data = blob
+    digest = hash_file(path, (WHOLE,))
+    assert digest.etag(WHOLE) == hashlib.md5(data).hexdigest()
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.size == len(data)
+
+
+@pytest.mark.parametrize("part_size,block", [(1024, 4096), (1000, 333), (4096, 4096), (10 ** 6, 64)])
+def test_multipart_etag_matches_reference_for_any_block_split(blob, part_size, block):
+    path, data = blob
+    digest = hash_file(path, (part_size,), block=block)
+    assert digest.etag(part_size) == reference_multipart_etag(data, part_size)
+
+
+def test_one_read_computes_several_layouts(blob):
+    path, data = blob
+    digest = hash_file(path, (WHOLE, 1024, 2048), sha256=False)
+    assert digest.sha256 is None
+    assert digest.etag(1024) == reference_multipart_etag(data, 1024)
+    assert digest.etag(2048) == reference_multipart_etag(data, 2048)
+    assert digest.etag(WHOLE) == hashlib.md5(data).hexdigest()
+
+
+def test_single_part_multipart_upload_has_suffix_1(blob):
+    path, data = blob
+    assert hash_file(path, (len(data) * 2,)).etag(len(data) * 2) == hashlib.md5(hashlib.md5(data).digest()).hexdigest() + "-1"
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    digest = hash_file(str(path), (WHOLE,))
+    assert digest.etag(WHOLE) == "d41d8cd98f00b204e9800998ecf8427e"
+    assert part_ranges(0, MiB) == [(0, 0)]
+
+
+def test_multipart_etag_of_digests():
+    digests = [hashlib.md5(b"a").digest(), hashlib.md5(b"b").digest()]
+    assert multipart_etag(digests) == hashlib.md5(b"".join(digests)).hexdigest() + "-2"
+
+
+def test_part_ranges_cover_file_exactly():
+    ranges = part_ranges(10 * MiB + 1, 4 * MiB)
+    assert ranges == [(0, 4 * MiB), (4 * MiB, 4 * MiB), (8 * MiB, 2 * MiB + 1)]
+    assert part_count(10 * MiB + 1, 4 * MiB) == 3
+
+
+def test_effective_part_size_respects_part_limit():
+    assert effective_part_size(100 * MiB, 8 * MiB) == 8 * MiB
+    huge = 8 * MiB * MAX_PARTS + 1
+    raised = effective_part_size(huge, 8 * MiB)
+    assert raised % MiB == 0 and part_count(huge, raised) <= MAX_PARTS
+
+
+@pytest.mark.parametrize("size,parts,first,preferred,expected", [
+    (100 * MiB, 13, None, (), 8 * MiB),                    # aws cli default
+    (100 * MiB, 2, None, (), 64 * MiB),                    # first common size giving 2 parts
+    (100 * MiB, 2, 50 * MiB, (), 50 * MiB),                # HEAD PartNumber=1 wins
+    (100 * MiB, 4, None, (32 * MiB,), 32 * MiB),           # our configured size first
+    (100 * MiB, 7, None, (), 16 * MiB),                    # MinIO mc default: 16 MiB x 7 >= 100 MiB
+    (1000, 3, None, (), 334),                              # tiny objects: exact division
+    (100 * MiB, 0, None, (), None),
+])
+def test_infer_part_size(size, parts, first, preferred, expected):
+    assert infer_part_size(size, parts, first, preferred) == expected
+
+
+def test_infer_part_size_ignores_inconsistent_first_part():
+    assert infer_part_size(100 * MiB, 13, first_part_size=50 * MiB) == 8 * MiB
+
+
+@pytest.mark.parametrize("text,size", [("64MiB", 64 * MiB), ("64MB", 64 * MiB), ("64m", 64 * MiB),
+                                       ("1G", 1024 * MiB), ("5242880", 5 * MiB), (7, 7), (" 8 KiB ", 8192)])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "12XB", "-5M", "1.5G"])
+def test_parse_size_rejects(text):
+    with pytest.raises(ValueError, match="is not a size"):
+        parse_size(text)

@@ -1,0 +1,116 @@
+"""rhoai.gpuaas.machineset_scale against the testbed (MachineSets booted by the cloud simulator)."""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+from kubernetes import client
+
+from _machinesets import (NAMESPACE, create_machineset, delete_machineset, get_machineset, machines_of, nodes_of,
+                          unique_name)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def machineset(k8s: client.ApiClient) -> Iterator[Callable[..., str]]:
+    """Factory of MachineSets (replicas 0), deleted with their Machines and Nodes afterwards."""
+    created: list[str] = []
+
+    def make(instance_type: str = "g6.12xlarge", labels: dict[str, str] | None = None) -> str:
+        name = unique_name("msc-" + instance_type.replace(".", "-"))
+        create_machineset(k8s, name, instance_type, 0, labels)
+        created.append(name)
+        return name
+    yield make
+    for name in created:
+        delete_machineset(k8s, name)
+
+
+def test_scale_up_idempotent_check_mode_and_down(k8s: client.ApiClient, run_module: Callable[..., dict],
+                                                 machineset: Callable[..., str]) -> None:
+    name = machineset("g6.12xlarge")
+
+    up = run_module("machineset_scale", {"name": name, "replicas": 1, "wait_timeout": 120}, diff=True)
+    assert up["changed"] is True
+    (entry,) = up["machinesets"]
+    assert (entry["name"], entry["replicas_before"], entry["replicas_after"]) == (name, 0, 1)
+    assert [m["phase"] for m in entry["machines"]] == ["Running"]
+    assert [(n["ready"], n["gpus"]) for n in entry["nodes"]] == [(True, 4)]
+    assert entry["waiting_for"] == []
+    assert up["diff"]["before"]["machinesets"][name] == {"replicas": 0}
+    assert up["diff"]["after"]["machinesets"][name] == {"replicas": 1}
+    assert up["elapsed"] > 0
+    node_name = entry["nodes"][0]["name"]
+    assert node_name.endswith(".ec2.internal") and not node_name.startswith(name)  # found via nodeRef/annotation
+
+    again = run_module("machineset_scale", {"name": name, "replicas": 1})
+    assert again["changed"] is False
+    assert again["machinesets"][0]["nodes"][0]["name"] == node_name
+
+    version = get_machineset(k8s, name)["metadata"]["resourceVersion"]
+    checked = run_module("machineset_scale", {"name": name, "replicas": 0}, check=True)
+    assert checked["changed"] is True
+    assert checked["machinesets"][0]["replicas_after"] == 0
+    assert get_machineset(k8s, name)["metadata"]["resourceVersion"] == version
+
+    down = run_module("machineset_scale", {"name": name, "replicas": 0, "wait_timeout": 120})
+    assert down["changed"] is True
+    assert down["machinesets"][0]["machines"] == [] and down["machinesets"][0]["nodes"] == []
+    # The wait really covered the deletion: nothing is left the moment the module returns.
+    assert machines_of(k8s, name) == [] and nodes_of(k8s, name) == []
+    assert "readyReplicas" not in get_machineset(k8s, name).get("status", {})
+
+
+def test_unavailable_instance_type_fails_fast(run_module: Callable[..., dict], machineset: Callable[..., str],
+                                              cloud_config: Callable[..., Any]) -> None:
+    name = machineset("g6.12xlarge")
+    with cloud_config(unavailable_instance_types=["g6.12xlarge"]):
+        failed = run_module("machineset_scale", {"name": name, "replicas": 1, "wait_timeout": 300}, expect_fail=True)
+    assert "CreateError" in failed["msg"] and "InsufficientInstanceCapacity" in failed["msg"]
+    assert failed["changed"] is True
+    assert failed["elapsed"] < 60, "a failed Machine must not wait for the timeout"
+    assert [m["phase"] for m in failed["machinesets"][0]["machines"]] == ["Failed"]
+    # The failed Machine is not replaced; scaling to 0 removes it.
+    run_module("machineset_scale", {"name": name, "replicas": 0, "wait_timeout": 120})
+
+
+def test_label_selector_scales_two_machinesets(k8s: client.ApiClient, run_module: Callable[..., dict],
+                                               machineset: Callable[..., str]) -> None:
+    group = {"gpuaas-test/group": uuid.uuid4().hex[:8]}
+    names = sorted([machineset("g6.4xlarge", group), machineset("g6.12xlarge", group)])
+    selector = [f"gpuaas-test/group={group['gpuaas-test/group']}"]
+
+    up = run_module("machineset_scale", {"label_selectors": selector, "replicas": 1, "wait_timeout": 120,
+                                         "node_selector": ["nvidia.com/gpu.present=true"]})
+    assert [e["name"] for e in up["machinesets"]] == names
+    assert sorted(e["nodes"][0]["gpus"] for e in up["machinesets"]) == [1, 4]
+
+    down = run_module("machineset_scale", {"label_selectors": selector, "replicas": 0, "wait_timeout": 120})
+    assert all(e["machines"] == [] for e in down["machinesets"])
+    assert all(nodes_of(k8s, n) == [] for n in names)
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"name": "does-not-exist", "replicas": 1}, f"MachineSet 'does-not-exist' not found in namespace '{NAMESPACE}'"),
+    ({"name": "x", "namespace": "nowhere", "replicas": 1}, "MachineSet 'x' not found in namespace 'nowhere'"),
+    ({"label_selectors": ["gpuaas-test/none=none"], "replicas": 1}, "No MachineSet in namespace"),
+    ({"label_selectors": [], "replicas": 1}, "label_selectors is empty"),
+    ({"name": "x", "label_selectors": ["a=b"], "replicas": 1}, "mutually exclusive: name|label_selectors"),
+    ({"replicas": 1}, "one of the following is required: name, label_selectors"),
+])
+def test_bad_inputs_fail_before_any_change(run_module: Callable[..., dict], args: dict, message: str) -> None:
+    result = run_module("machineset_scale", args, expect_fail=True)
+    assert message in result["msg"]
+    assert not result.get("changed")
+
+
+def test_negative_replicas_changes_nothing(k8s: client.ApiClient, run_module: Callable[..., dict],
+                                           machineset: Callable[..., str]) -> None:
+    name = machineset("g6.4xlarge")
+    # generation, not resourceVersion: the simulator may still be writing the new MachineSet's status.
+    generation = get_machineset(k8s, name)["metadata"]["generation"]
+    result = run_module("machineset_scale", {"name": name, "replicas": -1}, expect_fail=True)
+    assert "replicas must be 0 or more" in result["msg"]
+    assert get_machineset(k8s, name)["metadata"]["generation"] == generation
