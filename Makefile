@@ -18,10 +18,13 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 # ansible-test sees only the collections under the same ansible_collections/ root, so the
-# kubernetes.core that the `ansible` package ships is linked there (gitignored).
+# kubernetes.core that the `ansible` package ships is linked there (gitignored). ansible-test
+# also downloads a pip bootstrap script from a host we cannot reach; the error it prints names
+# the cache path to put one at, and ours bootstraps pip from Python's own ensurepip.
 deps: venv
-	@mkdir -p collections/ansible_collections/kubernetes
+	@mkdir -p collections/ansible_collections/kubernetes ~/.ansible/test/cache
 	@ln -sfn $(SITE_COLLECTIONS)/core collections/ansible_collections/kubernetes/core
+	@cp -n tools/ansible_test_get_pip.py ~/.ansible/test/cache/get_pip_24_2.py
 
 testbed-build:
 	testbed/build.sh

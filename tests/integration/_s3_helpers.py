@@ -121,20 +121,48 @@ def run_raw(name: str, args: dict[str, Any], *flags: str, **env: str) -> subproc
                           env=ansible_env(**env), cwd=ROOT, timeout=600)
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from /proc (Ansible's workers call setsid, so a
+    process group does not hold the module process)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path("/proc", entry, "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def kill_tree(root: int) -> None:
+    for pid in process_tree(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def kill_when(name: str, args: dict[str, Any], ready: Callable[[], bool], timeout: float = 120, **env: str) -> bool:
-    """Start the module, SIGKILL its whole process group once ``ready()``; False if it finished first."""
+    """Start the module, SIGKILL ansible and the module process once ``ready()``; False if it finished first."""
     proc = subprocess.Popen(ansible_command(name, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=ansible_env(**env), cwd=ROOT, start_new_session=True)
+                            env=ansible_env(**env), cwd=ROOT)
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if ready():
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 proc.wait()
                 return True
             time.sleep(0.02)
         return False
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
             proc.wait()

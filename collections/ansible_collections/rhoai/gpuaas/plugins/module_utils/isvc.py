@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: rhoai.gpuaas contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """KServe InferenceService on/off logic, as pure functions over object dicts.
 
 Why ``auto`` means the stop annotation: with KServe's default autoscaler class (``hpa``)

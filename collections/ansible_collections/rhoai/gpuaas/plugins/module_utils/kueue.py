@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: rhoai.gpuaas contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kueue knowledge: API version choice, Workload state, pending reasons, quota and coverage.
 
 Everything except ``detect_api_version`` and ``cluster_queue_of_local_queue`` is a pure

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: rhoai.gpuaas contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """OpenShift MachineSet logic for machineset_scale: selection, scaling, readiness.
 
 Readiness is judged by pure functions over plain dicts (MachineSet, its Machines, Nodes)

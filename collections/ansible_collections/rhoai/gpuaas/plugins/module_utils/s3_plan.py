@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: rhoai.gpuaas maintainers
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What to upload: local sources, object keys and the per-file decision.
 
 Why separate from the transfer code: these are pure functions of local files and

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: rhoai.gpuaas maintainers
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fast, resumable, verified upload of a file tree to an S3-compatible store.
 
 Why low-level multipart calls instead of boto3's transfer manager: we choose the
