@@ -89,6 +89,18 @@ def write_kubeconfig(path: Path, user: str) -> None:
     path.chmod(0o600)
 
 
+def install_file(path: Path, content: bytes) -> None:
+    """Write `path` only when it differs, atomically: the controllers watch their certificates
+    and would read a half-written file."""
+    if path.exists() and path.read_bytes() == content:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
 def prepare() -> None:
     """Certificates, kubeconfigs and config files; created once, kept across restarts."""
     for d in (PKI, RUN, LOGS, STATE / "kubeconfigs"):
@@ -104,14 +116,11 @@ def prepare() -> None:
         write_kubeconfig(STATE / "kubeconfigs" / f"{user}.yaml", user)
     if not KUBECONFIG.exists():
         KUBECONFIG.symlink_to(STATE / "kubeconfigs" / "admin.yaml")
-    KUEUE_METRICS_CERTS.mkdir(parents=True, exist_ok=True)
-    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key"), ("ca.crt", "ca.crt")):
-        (KUEUE_METRICS_CERTS / dst).write_bytes((PKI / src).read_bytes())
-    kserve_certs = STATE / "kserve-tmp" / "k8s-webhook-server" / "serving-certs"
-    kserve_certs.mkdir(parents=True, exist_ok=True)
-    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key")):
-        (kserve_certs / dst).write_bytes((PKI / src).read_bytes())
-    (STATE / "kueue.yaml").write_text(kueue_config())
+    serving = (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key"), ("ca.crt", "ca.crt"))
+    for certs in (KUEUE_METRICS_CERTS, STATE / "kueue-certs", STATE / "kserve-tmp" / "k8s-webhook-server" / "serving-certs"):
+        for src, dst in serving:
+            install_file(certs / dst, (PKI / src).read_bytes())
+    install_file(STATE / "kueue.yaml", kueue_config().encode())
     s3 = STATE / "s3.env"
     if not s3.exists():
         s3.write_text(f"AWS_ACCESS_KEY_ID=testbed{secrets.token_hex(4)}\n"
@@ -156,10 +165,6 @@ def components() -> list[Component]:
     def secure_healthz(port: int) -> Component.health:
         return lambda: https_ok(f"https://127.0.0.1:{port}/healthz", ca, verify=False)
 
-    kueue_certs = STATE / "kueue-certs"
-    kueue_certs.mkdir(parents=True, exist_ok=True)
-    for src, dst in (("webhook.crt", "tls.crt"), ("webhook.key", "tls.key")):
-        (kueue_certs / dst).write_bytes((PKI / src).read_bytes())
     return [
         Component("etcd", [str(b["etcd"]), "--name=testbed", f"--data-dir={STATE / 'etcd'}",
                            f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",

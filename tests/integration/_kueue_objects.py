@@ -7,8 +7,7 @@ The ResourceFlavors are shared (same names as the demo) and created when missing
 from __future__ import annotations
 
 import contextlib
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
@@ -76,6 +75,19 @@ def local_queue(namespace: str, cq: str, name: str = "default") -> dict[str, Any
             "spec": {"clusterQueue": cq}}
 
 
+def deployment(name: str, namespace: str, gpus: int, queue: str = "default") -> dict[str, Any]:
+    """A plain GPU Deployment queued through Kueue's deployment integration."""
+    labels = {"app": name, QUEUE_LABEL: queue}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "main", "image": "registry.invalid/vllm:1",
+                                                           "resources": {"requests": {"cpu": "2", "memory": "8Gi",
+                                                                                      GPU: str(gpus)},
+                                                                         "limits": {GPU: str(gpus)}}}]}}}}
+
+
 def serving_runtime(namespace: str, name: str = "vllm-runtime") -> dict[str, Any]:
     return {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
             "metadata": {"name": name, "namespace": namespace},
@@ -131,14 +143,3 @@ def isvc(k8s: client.ApiClient, name: str, namespace: str) -> dict[str, Any]:
 def predictor_pods(k8s: client.ApiClient, name: str, namespace: str) -> list[Any]:
     selector = f"serving.kserve.io/inferenceservice={name},component=predictor"
     return client.CoreV1Api(k8s).list_namespaced_pod(namespace, label_selector=selector).items
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy (test-side only)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)

@@ -1,11 +1,12 @@
 """MachineSet helpers shared by the integration tests (the testbed's cloud simulator boots them)."""
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from kubernetes import client
+
+from _poll import wait_for
 
 GROUP, VERSION, NAMESPACE = "machine.openshift.io", "v1beta1", "openshift-machine-api"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
@@ -65,17 +66,6 @@ def nodes_of(k8s: client.ApiClient, name: str) -> list[Any]:
     prefix = f"{NAMESPACE}/{name}-"
     return [n for n in client.CoreV1Api(k8s).list_node().items
             if (n.metadata.annotations or {}).get("machine.openshift.io/machine", "").startswith(prefix)]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.5)
 
 
 def delete_machineset(k8s: client.ApiClient, name: str) -> None:

@@ -7,7 +7,8 @@ import pytest
 from kubernetes import client
 
 from _machinesets import (create_machineset, delete_machineset, get_machineset, machines_of, nodes_of, scale,
-                          unique_name, wait_for)
+                          unique_name)
+from _poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client
 
 import _kueue_objects as ko
+from _poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ def test_wait_survives_apiserver_restart(k8s: client.ApiClient, run_module: Call
     # Long enough for ansible to start the module and open its watches; then 8 s without API.
     restart_apiserver(after=8, down_for=8).join(120)
     assert thread.is_alive(), "kueue_wait ended while devstral-2 could not be admitted yet"
-    ko.eventually(lambda: ko.get(k8s, ko.ISVC, "InferenceService", "mistral-3-bf16", namespace), 60, "API back")
+    wait_for("API back", lambda: ko.get(k8s, ko.ISVC, "InferenceService", "mistral-3-bf16", namespace), 60)
     stop(run_module, "mistral-3-bf16", namespace)
     thread.join(240)
     (wl,) = waiter["workloads"]

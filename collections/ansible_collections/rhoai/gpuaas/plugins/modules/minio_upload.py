@@ -222,11 +222,12 @@ EXAMPLES = r"""
   poll: 0
   register: upload_job
 
-- name: Show progress until the upload is done
+- name: Follow the progress file until the upload is done
   ansible.builtin.slurp:
     src: /tmp/upload-big.json
   register: progress
-  until: (progress.content | b64decode | from_json).phase in ['done', 'failed']
+  failed_when: false  # the file appears once the upload has started
+  until: progress.content is defined and (progress.content | b64decode | from_json).phase in ['done', 'failed']
   retries: 720
   delay: 10
 
