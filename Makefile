@@ -45,10 +45,11 @@ test: test-unit test-sanity test-lint test-build testbed-up test-integration tes
 
 test-unit: deps
 	cd collections && $(BIN)/python -m pytest -q -p no:cacheprovider ansible_collections/rhoai/gpuaas/tests/unit
-	$(PY) -m pytest -q -p no:cacheprovider tests/testbed
+	$(PY) -m pytest -q -p no:cacheprovider tests/testbed tests/test_aap_config.py
 
 test-sanity: deps
 	cd $(COLLECTION) && $(BIN)/ansible-test sanity --python 3.11 --color no
+	cd $(COLLECTION) && $(BIN)/antsibull-changelog lint
 
 test-lint: deps
 	$(BIN)/ansible-lint --profile production --offline

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,10 @@ PORTS = {
     "s3": 18333, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
 }
 API = f"https://127.0.0.1:{PORTS['apiserver']}"
+# The port each component listens on first: taken without our pid file means a foreign process.
+COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
+                   "kube-scheduler": PORTS["scheduler"], "kwok": PORTS["kwok"], "kueue": PORTS["kueue_webhook"],
+                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"]}
 # Identities: the core components get their RBAC-bootstrapped users; the add-ons run as admins.
 IDENTITIES = {
     "admin": ("kubernetes-admin", "system:masters"),
@@ -87,6 +92,12 @@ def write_kubeconfig(path: Path, user: str) -> None:
         "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": user}}],
     }, indent=2))
     path.chmod(0o600)
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def install_file(path: Path, content: bytes) -> None:
@@ -248,6 +259,11 @@ def up(args: argparse.Namespace) -> int:
             print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: already running")
             continue
         stop(RUN, comp.name)
+        port = COMPONENT_PORTS.get(comp.name)
+        if port and port_taken(port):
+            print(f"testbed: 127.0.0.1:{port}, {comp.name}'s port, is taken by a process this testbed did not start "
+                  f"(another testbed with TESTBED_STATE other than {STATE}?); stop it first", file=sys.stderr)
+            return 1
         start(RUN, LOGS, comp)
         wait_healthy(comp, deadline, RUN)
         print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,3 +45,25 @@ def test_up_restarts_crashed_components_and_status_reports_them() -> None:
         assert f"{name}: started" in result.stdout
         assert pid_of(testbed.RUN, name) not in (None, old[name])
     assert run("status").returncode == 0
+
+
+def test_up_refuses_a_port_held_by_a_foreign_process() -> None:
+    """A second testbed (another TESTBED_STATE) must not silently mix with this one."""
+    os.kill(pid_of(testbed.RUN, "kserve"), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_of(testbed.RUN, "kserve") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        while True:  # the killed process's listener goes a moment after its pid
+            try:
+                squatter.bind(("127.0.0.1", testbed.PORTS["kserve_webhook"]))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kserve's port was not released"
+                time.sleep(0.1)
+        squatter.listen()
+        refused = run("up")
+    assert refused.returncode == 1
+    assert f"127.0.0.1:{testbed.PORTS['kserve_webhook']}, kserve's port, is taken" in refused.stderr
+    assert run("up").returncode == 0
