@@ -27,6 +27,7 @@ from processes import start, stop, wait_healthy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MANAGED = {"kueue.openshift.io/managed": "true"}
+TEST_LABEL = "rhoai-gpuaas/test"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
@@ -101,12 +102,26 @@ def run_module(kubeconfig: str) -> Callable[..., dict[str, Any]]:
     return run
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers(k8s: client.ApiClient) -> None:
+    """Remove what an interrupted earlier run left behind: its pods would hold the GPU nodes."""
+    core = client.CoreV1Api(k8s)
+    stale = [n.metadata.name for n in core.list_namespace(label_selector=TEST_LABEL).items]
+    for name in stale:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name)
+    deadline = time.monotonic() + 120
+    while stale and core.list_namespace(label_selector=TEST_LABEL).items:
+        assert time.monotonic() < deadline, f"namespaces left by an earlier run did not go: {stale}"
+        time.sleep(1)
+
+
 @pytest.fixture
 def namespace(k8s: client.ApiClient) -> Iterator[str]:
     """A fresh namespace managed by Kueue, deleted afterwards."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(k8s)
-    core.create_namespace({"metadata": {"name": name, "labels": MANAGED}})
+    core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
     yield name
     core.delete_namespace(name)
 
