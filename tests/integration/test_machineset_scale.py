@@ -114,3 +114,17 @@ def test_negative_replicas_changes_nothing(k8s: client.ApiClient, run_module: Ca
     result = run_module("machineset_scale", {"name": name, "replicas": -1}, expect_fail=True)
     assert "replicas must be 0 or more" in result["msg"]
     assert get_machineset(k8s, name)["metadata"]["generation"] == generation
+
+
+def test_wait_survives_apiserver_restart(run_module: Callable[..., dict], machineset: Callable[..., str],
+                                         cloud_config: Callable[..., Any],
+                                         restart_apiserver: Callable[..., Any]) -> None:
+    """The node boots while kube-apiserver is down: the watch reconnects and the wait still ends Ready."""
+    name = machineset("g6.4xlarge")
+    with cloud_config(boot_delay_seconds=8):
+        restarting = restart_apiserver(after=3.0, down_for=4.0)
+        up = run_module("machineset_scale", {"name": name, "replicas": 1, "wait_timeout": 120})
+        restarting.join(timeout=90)
+    (entry,) = up["machinesets"]
+    assert [(n["ready"], n["gpus"]) for n in entry["nodes"]] == [(True, 1)]
+    assert up["elapsed"] >= 5  # it really waited across the outage
