@@ -1,0 +1,58 @@
+"""The playbooks as a user runs them: a failed step 3 puts the previous state back and says why."""
+from __future__ import annotations
+
+import subprocess
+from typing import Iterator
+
+import pytest
+from kubernetes import client
+
+import _kueue_objects as ko
+from conftest import BIN, ROOT, ansible_env
+
+NAMESPACE = "private-ai"
+
+
+def playbook(name: str, *extra: str) -> subprocess.CompletedProcess:
+    env = ansible_env(None)
+    env.pop("ANSIBLE_STDOUT_CALLBACK")
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", f"playbooks/{name}", *extra],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result
+
+
+def stop_annotation(k8s: client.ApiClient, name: str) -> str | None:
+    return ko.isvc(k8s, name, NAMESPACE)["metadata"].get("annotations", {}).get(ko.STOP)
+
+
+@pytest.fixture
+def baseline(k8s: client.ApiClient) -> Iterator[None]:
+    """GPU nodes provisioned and the demo deployed at its baseline; the baseline again afterwards."""
+    ok(playbook("provision.yml"))
+    ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
+    yield
+    ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
+
+
+def test_step3_restores_the_previous_state_when_the_incoming_model_is_not_admitted(
+        k8s: client.ApiClient, baseline: None) -> None:
+    # devstral-2 now asks for more GPUs than any flavor has: Kueue can never admit it.
+    ko.dynamic(k8s).resources.get(api_version=ko.ISVC, kind="InferenceService").patch(
+        name="devstral-2", namespace=NAMESPACE, content_type="application/merge-patch+json",
+        body={"spec": {"predictor": {"model": {"resources": {"requests": {ko.GPU: "5"}, "limits": {ko.GPU: "5"}}}}}})
+    step2 = ok(playbook("handover.yml", "-e", "handover_step=2"))
+    assert "4 + 1 + 5 = 10 > 5" in step2.stdout
+
+    step3 = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_admit_timeout=15")
+    assert step3.returncode != 0
+    assert "previous state restored" in step3.stdout
+    assert "couldn't assign flavors to pod set main" in step3.stdout
+    assert stop_annotation(k8s, "devstral-2") == "true"
+    assert stop_annotation(k8s, "mistral-3-bf16") in (None, "false")
+    assert not ko.predictor_pods(k8s, "devstral-2", NAMESPACE) or all(
+        p.metadata.deletion_timestamp for p in ko.predictor_pods(k8s, "devstral-2", NAMESPACE))
+    assert any(p.status.phase == "Running" for p in ko.predictor_pods(k8s, "mistral-3-bf16", NAMESPACE))
