@@ -33,7 +33,7 @@ PORTS = {
     "etcd": 12379, "etcd_peer": 12380, "apiserver": 16443, "kcm": 17257, "scheduler": 17259,
     "kwok": 17247, "kueue_webhook": 17443, "kueue_metrics": 17444, "kueue_health": 17445,
     "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
-    "s3": 18333, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
+    "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
 }
 API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
@@ -133,12 +133,13 @@ def prepare() -> None:
             install_file(certs / dst, (PKI / src).read_bytes())
     install_file(STATE / "kueue.yaml", kueue_config().encode())
     s3 = STATE / "s3.env"
-    if not s3.exists():
-        s3.write_text(f"AWS_ACCESS_KEY_ID=testbed{secrets.token_hex(4)}\n"
-                      f"AWS_SECRET_ACCESS_KEY={secrets.token_urlsafe(30)}\n"
-                      f"AWS_S3_ENDPOINT=http://127.0.0.1:{PORTS['s3']}\nAWS_DEFAULT_REGION=us-east-1\n")
-        s3.chmod(0o600)
-    env = dict(line.split("=", 1) for line in s3.read_text().split())
+    keys = dict(line.split("=", 1) for line in s3.read_text().split()) if s3.exists() else {
+        "AWS_ACCESS_KEY_ID": f"testbed{secrets.token_hex(4)}", "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)}
+    env = {"AWS_ACCESS_KEY_ID": keys["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": keys["AWS_SECRET_ACCESS_KEY"],
+           "AWS_S3_ENDPOINT": f"http://127.0.0.1:{PORTS['s3']}",
+           "AWS_S3_ENDPOINT_HTTPS": f"https://127.0.0.1:{PORTS['s3_https']}",
+           "AWS_CA_BUNDLE_TESTBED": str(PKI / "ca.crt"), "AWS_DEFAULT_REGION": "us-east-1"}
+    install_file(s3, "".join(f"{k}={v}\n" for k, v in env.items()).encode())
     (STATE / "s3.json").write_text(json.dumps({"identities": [{
         "name": "testbed", "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"],
                                             "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
@@ -231,9 +232,13 @@ def components() -> list[Component]:
                   env={"POD_NAMESPACE": "kserve", "TMPDIR": str(STATE / "kserve-tmp")}),
         Component("s3", [str(b["weed"]), "server", f"-dir={STATE / 's3'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                          f"-master.port={PORTS['weed_master']}", f"-volume.port={PORTS['weed_volume']}",
-                         "-volume.max=0", "-master.volumeSizeLimitMB=1024", "-filer",
+                         # every bucket is a collection that takes volumes of its own: room for many test buckets
+                         "-volume.max=500", "-master.volumeSizeLimitMB=512", "-filer",
                          f"-filer.port={PORTS['weed_filer']}", "-s3", f"-s3.port={PORTS['s3']}",
-                         f"-s3.config={STATE / 's3.json'}"],
+                         f"-s3.config={STATE / 's3.json'}", f"-s3.port.https={PORTS['s3_https']}",
+                         f"-s3.cert.file={PKI / 'webhook.crt'}", f"-s3.key.file={PKI / 'webhook.key'}",
+                         # no anonymous statistics to the internet, no Iceberg/Lance servers
+                         "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0"],
                   lambda: http_ok(f"http://127.0.0.1:{PORTS['s3']}/healthz")),
         Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
                                 f"--config={STATE / 'cloud.json'}"],

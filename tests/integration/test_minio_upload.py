@@ -238,3 +238,25 @@ def test_progress_file(run_module: Callable[..., dict], s3_env: dict, bucket: st
     assert progress["phase"] == "done"
     assert progress["bytes_done"] == progress["bytes_total"] > 0
     assert progress["files_done"] == progress["files_total"] == 4
+
+
+def test_tls_is_verified_against_ca_bundle(run_module: Callable[..., dict], s3_env: dict, s3: Any, bucket: str,
+                                           model: Path) -> None:
+    """The testbed's HTTPS endpoint is signed by the testbed CA: unknown to the system store."""
+    https = module_args(s3_env, src=str(model), bucket=bucket, endpoint_url=s3_env["AWS_S3_ENDPOINT_HTTPS"])
+    refused = run_module("minio_upload", https, expect_fail=True)
+    assert "ca_bundle" in refused["msg"] and "validate_certs" in refused["msg"], refused["msg"]
+    assert snapshot(s3, bucket) == {}
+
+    wrong_ca = run_module("minio_upload", {**https, "ca_bundle": certifi_bundle()}, expect_fail=True)
+    assert "ca_bundle" in wrong_ca["msg"], wrong_ca["msg"]
+    assert snapshot(s3, bucket) == {}
+
+    trusted = run_module("minio_upload", {**https, "ca_bundle": s3_env["AWS_CA_BUNDLE_TESTBED"]})
+    assert trusted["uploaded"] == 4 and len(snapshot(s3, bucket)) == 4
+
+
+def certifi_bundle() -> str:
+    """A real CA bundle that does not contain the testbed's CA."""
+    import certifi
+    return certifi.where()
