@@ -122,6 +122,7 @@ def prepare() -> None:
                     dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"), server=True)
     pki.ensure_cert(PKI, "webhook", "testbed-webhooks", ips=("127.0.0.1",), dns=("localhost",), server=True)
     pki.ensure_cert(PKI, "front-proxy-client", "front-proxy-client")
+    pki.ensure_cert(PKI, "control-plane-serving", "testbed-control-plane", ips=("127.0.0.1",), server=True)
     for user, (cn, org) in IDENTITIES.items():
         pki.ensure_cert(PKI, user, cn, org)
         write_kubeconfig(STATE / "kubeconfigs" / f"{user}.yaml", user)
@@ -175,7 +176,7 @@ def components() -> list[Component]:
         return https_ok(f"{API}/readyz", ca, admin_crt, admin_key)
 
     def secure_healthz(port: int) -> Component.health:
-        return lambda: https_ok(f"https://127.0.0.1:{port}/healthz", ca, verify=False)
+        return lambda: https_ok(f"https://127.0.0.1:{port}/healthz", ca)
 
     return [
         Component("etcd", [str(b["etcd"]), "--name=testbed", f"--data-dir={STATE / 'etcd'}",
@@ -203,6 +204,7 @@ def components() -> list[Component]:
             str(b["kube-controller-manager"]), f"--kubeconfig={kcfg / 'kcm.yaml'}",
             f"--authentication-kubeconfig={kcfg / 'kcm.yaml'}", f"--authorization-kubeconfig={kcfg / 'kcm.yaml'}",
             "--bind-address=127.0.0.1", f"--secure-port={PORTS['kcm']}", "--leader-elect=false",
+            f"--tls-cert-file={PKI / 'control-plane-serving.crt'}", f"--tls-private-key-file={PKI / 'control-plane-serving.key'}",
             "--use-service-account-credentials=true", f"--service-account-private-key-file={PKI / 'sa.key'}",
             f"--root-ca-file={ca}", f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller",
@@ -213,6 +215,7 @@ def components() -> list[Component]:
             f"--authentication-kubeconfig={kcfg / 'scheduler.yaml'}",
             f"--authorization-kubeconfig={kcfg / 'scheduler.yaml'}",
             "--bind-address=127.0.0.1", f"--secure-port={PORTS['scheduler']}", "--leader-elect=false",
+            f"--tls-cert-file={PKI / 'control-plane-serving.crt'}", f"--tls-private-key-file={PKI / 'control-plane-serving.key'}",
             "--profiling=false"], secure_healthz(PORTS["scheduler"])),
         Component("kwok", [
             str(b["kwok"]), f"--kubeconfig={kcfg / 'kwok.yaml'}", "--manage-all-nodes=false",
