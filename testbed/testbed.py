@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -251,7 +252,7 @@ def components() -> list[Component]:
 
 def up(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    missing = [str(p) for k, p in binaries().items() if not p.exists()]
+    missing = [str(p) for p in binaries().values() if not p.exists()]
     if missing:
         print("testbed: binaries missing, run testbed/build.sh first:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 1
@@ -282,18 +283,13 @@ def up(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
-    for comp in reversed(components_names()):
-        if stop(RUN, comp):
-            print(f"stopped {comp}")
+    for comp in reversed(components()):
+        if stop(RUN, comp.name):
+            print(f"stopped {comp.name}")
     if args.purge:
-        subprocess.run(["rm", "-rf", str(STATE)], check=True)
+        shutil.rmtree(STATE, ignore_errors=True)
         print(f"removed {STATE}")
     return 0
-
-
-def components_names() -> list[str]:
-    return ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kueue",
-            "kserve", "s3", "cloud-sim"]
 
 
 def status(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import testbed
 from processes import pid_of
 
 UP = [sys.executable, str(testbed.HERE / "testbed.py")]
+NAMES = [c.name for c in testbed.components()]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -19,10 +20,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_up_twice_starts_nothing_new() -> None:
-    before = {name: pid_of(testbed.RUN, name) for name in testbed.components_names()}
+    before = {name: pid_of(testbed.RUN, name) for name in NAMES}
     result = run("up")
     assert result.returncode == 0, result.stderr
-    after = {name: pid_of(testbed.RUN, name) for name in testbed.components_names()}
+    after = {name: pid_of(testbed.RUN, name) for name in NAMES}
     assert after == before
     assert result.stdout.count("already running") == len(before)
 
