@@ -69,11 +69,17 @@ def nodes_of(k8s: client.ApiClient, name: str) -> list[Any]:
 
 
 def delete_machineset(k8s: client.ApiClient, name: str) -> None:
-    """Delete the MachineSet and wait until its Machines and Nodes are gone."""
-    try:
-        client.CustomObjectsApi(k8s).delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "machinesets", name)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    """Delete the MachineSet and its Machines, and wait until the Machines and Nodes are gone.
+
+    The Machines are deleted here too rather than left to the garbage collector, which can take
+    a minute to notice a custom resource's dependents after kube-apiserver restarts.
+    """
+    api = client.CustomObjectsApi(k8s)
+    for plural, obj in [("machinesets", name)] + [("machines", m["metadata"]["name"]) for m in machines_of(k8s, name)]:
+        try:
+            api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, obj)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
     wait_for(f"machines and nodes of {name} to go",
              lambda: not machines_of(k8s, name) and not nodes_of(k8s, name), timeout=60)
