@@ -13,7 +13,7 @@ is not read.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 GROUP = "kueue.x-k8s.io"
 # Preferred first: v1beta2 is the storage version from Kueue 0.16; Kueue 0.14 (Red Hat
@@ -384,3 +384,40 @@ def cluster_queue_usage(cluster_queue: Dict[str, Any]) -> Dict[str, Dict[str, Di
             entry = per_resource.setdefault(res.get("name"), {"used": "0", "nominal": "0"})
             entry["used"] = str(res.get("total", "0"))
     return usage
+
+
+_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+             "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+
+
+def parse_quantity(quantity: Any) -> float:
+    """A Kubernetes quantity ("2100m", "8Gi", "4") as a number, to compare usages."""
+    text = str(quantity).strip()
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[:-len(suffix)]) * _SUFFIXES[suffix]
+    return float(text)
+
+
+def usage_reflects(cluster_queue: Dict[str, Any], workloads: Iterable[Dict[str, Any]]) -> bool:
+    """True when the ClusterQueue's reported usage already counts these admitted workloads.
+
+    Kueue writes a workload's admission first and the ClusterQueue's ``flavorsUsage`` a moment
+    later; a caller that reports usage right after an admission must wait for both.
+    """
+    name = (cluster_queue.get("metadata") or {}).get("name")
+    needed: Dict[Tuple[str, str], float] = {}
+    for workload in workloads:
+        adm = (workload.get("status") or {}).get("admission") or {}
+        if adm.get("clusterQueue") != name:
+            continue
+        for assignment in adm.get("podSetAssignments") or []:
+            flavors = assignment.get("flavors") or {}
+            for resource, amount in (assignment.get("resourceUsage") or {}).items():
+                key = (flavors.get(resource, ""), resource)
+                needed[key] = needed.get(key, 0.0) + parse_quantity(amount)
+    used: Dict[Tuple[str, str], float] = {}
+    for flavor in (cluster_queue.get("status") or {}).get("flavorsUsage") or []:
+        for res in flavor.get("resources") or []:
+            used[(flavor.get("name"), res.get("name"))] = parse_quantity(res.get("total", "0"))
+    return all(used.get(key, 0.0) >= amount for key, amount in needed.items())

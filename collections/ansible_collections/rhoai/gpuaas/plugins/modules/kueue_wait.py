@@ -63,6 +63,9 @@ options:
     description:
       - ClusterQueue whose usage is returned in RV(cluster_queue_usage). Defaults to the
         one that admitted the Workloads, or the one behind their LocalQueue.
+      - When set with O(state=admitted), the wait also lasts until this ClusterQueue's reported
+        usage counts the admitted Workloads (Kueue updates it a moment after the admission), so
+        the usage returned is never older than the admission.
     type: str
   api_version:
     description:
@@ -223,12 +226,18 @@ class Target:
     def sources(self, client: Any, api_version: str) -> List[Any]:
         namespace = self.params["namespace"]
         if self.pod_selector is None:
-            return [api_source(client, "workloads", api_version, "Workload", namespace,
-                               field_selector="metadata.name=" + self.params["workload"])]
-        return [
-            api_source(client, "pods", "v1", "Pod", namespace, label_selector=self.pod_selector),
-            api_source(client, "workloads", api_version, "Workload", namespace),
-        ]
+            sources = [api_source(client, "workloads", api_version, "Workload", namespace,
+                                  field_selector="metadata.name=" + self.params["workload"])]
+        else:
+            sources = [
+                api_source(client, "pods", "v1", "Pod", namespace, label_selector=self.pod_selector),
+                api_source(client, "workloads", api_version, "Workload", namespace),
+            ]
+        if self.state == "admitted" and self.params["cluster_queue"]:
+            # the usage it reports must already count the admitted workloads (see done)
+            sources.append(api_source(client, "clusterqueues", api_version, "ClusterQueue",
+                                      field_selector="metadata.name=" + self.params["cluster_queue"]))
+        return sources
 
     def view(self, state: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
         """{"pods": live pods, "workloads": the workloads that belong to the target}."""
@@ -250,7 +259,9 @@ class Target:
             if not all(per_pod.values()):
                 return False
             workloads = [w for ws in per_pod.values() for w in ws]
-        return bool(workloads) and all(matches(w, self.state) for w in workloads)
+        if not workloads or not all(matches(w, self.state) for w in workloads):
+            return False
+        return all(kueue.usage_reflects(cq, workloads) for cq in state.get("clusterqueues", []))
 
     def failed(self, state: Dict[str, List[Dict[str, Any]]]) -> Optional[str]:
         if self.state != "admitted":

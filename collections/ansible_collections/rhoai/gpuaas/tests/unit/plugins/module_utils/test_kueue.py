@@ -14,11 +14,13 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.kueue import (
     cluster_queue_of_local_queue,
     cluster_queue_usage,
     detect_api_version,
+    parse_quantity,
     parse_pending_message,
     pod_gated,
     pod_requested_resources,
     terminal_reason,
     uncovered_resources,
+    usage_reflects,
     workload_state,
     workload_summary,
     workloads_of_pods,
@@ -275,3 +277,31 @@ class TestApiVersion:
                                      {"spec": {"clusterQueue": "rhoai-main-queue"}}})
         assert cluster_queue_of_local_queue(client, "kueue.x-k8s.io/v1beta2", "private-ai", "default") == "rhoai-main-queue"
         assert cluster_queue_of_local_queue(client, "kueue.x-k8s.io/v1beta2", "private-ai", "other") is None
+
+
+def test_parse_quantity_reads_the_api_forms() -> None:
+    assert parse_quantity("2100m") == pytest.approx(2.1)
+    assert parse_quantity("8Gi") == 8 * 2 ** 30
+    assert parse_quantity("8292Mi") == 8292 * 2 ** 20
+    assert parse_quantity(4) == 4
+    assert parse_quantity("1k") == 1000
+
+
+def _admitted(cq: str, gpus: str) -> dict:
+    return {"status": {"admission": {"clusterQueue": cq, "podSetAssignments": [{
+        "name": "main", "flavors": {"cpu": "nvidia-l4-4gpu", "nvidia.com/gpu": "nvidia-l4-4gpu"},
+        "resourceUsage": {"cpu": "2", "nvidia.com/gpu": gpus}}]}}}
+
+
+def _cq(name: str, gpus: str, cpu: str = "2") -> dict:
+    return {"metadata": {"name": name}, "status": {"flavorsUsage": [{"name": "nvidia-l4-4gpu", "resources": [
+        {"name": "cpu", "total": cpu}, {"name": "nvidia.com/gpu", "total": gpus}]}]}}
+
+
+def test_usage_reflects_waits_for_the_cluster_queue_to_count_the_admission() -> None:
+    workload = _admitted("main-queue", "4")
+    assert not usage_reflects(_cq("main-queue", "0"), [workload])  # admission written, usage not yet
+    assert usage_reflects(_cq("main-queue", "4"), [workload])
+    assert not usage_reflects(_cq("main-queue", "4", cpu="1500m"), [workload])
+    assert usage_reflects(_cq("other-queue", "0"), [workload])  # not admitted there
+    assert usage_reflects({"metadata": {"name": "main-queue"}}, [])
