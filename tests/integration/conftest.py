@@ -124,6 +124,11 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
     core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
     yield name
     core.delete_namespace(name)
+    # Its pods must be gone before the next test: they hold the shared GPU nodes.
+    deadline = time.monotonic() + 120
+    while core.list_namespace(field_selector=f"metadata.name={name}").items:
+        assert time.monotonic() < deadline, f"namespace {name} was not deleted within 120 s"
+        time.sleep(0.5)
 
 
 def kwok_gpu_node(name: str, instance_type: str, gpus: int) -> dict[str, Any]:
