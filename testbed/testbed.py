@@ -209,10 +209,7 @@ def components() -> list[Component]:
             "--use-service-account-credentials=true", f"--service-account-private-key-file={PKI / 'sa.key'}",
             f"--root-ca-file={ca}", f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller",
-            "--kube-api-qps=100", "--kube-api-burst=200", "--profiling=false",
-            # kwok nodes miss heartbeats only while the testbed itself is down; marking them NotReady
-            # would mark their pods NotReady for good (kwok does not make a pod Ready twice)
-            "--node-monitor-grace-period=1h"],
+            "--kube-api-qps=100", "--kube-api-burst=200", "--profiling=false"],
             secure_healthz(PORTS["kcm"])),
         Component("kube-scheduler", [
             str(b["kube-scheduler"]), f"--kubeconfig={kcfg / 'scheduler.yaml'}",
