@@ -161,3 +161,25 @@ def wait_webhooks_serving(state: Path, ports: dict[str, int], deadline: float) -
                 raise RuntimeError(f"{name} on 127.0.0.1:{ports[name]} does not answer TLS")
             time.sleep(0.2)
 
+
+
+def release_kwok_leases(state: Path) -> int:
+    """Delete the node Leases a stopped kwok held, so the one starting now takes its nodes at once.
+
+    kwok names itself `<host>_<random uuid>` and does not release its Leases on exit; a new
+    kwok would wait for them to expire (40 s) before it made the nodes' pods Running again.
+    """
+    api_client = config.new_client_from_config(str(state / "kubeconfig"))
+    core, coord = client.CoreV1Api(api_client), client.CoordinationV1Api(api_client)
+    fake = {n.metadata.name for n in core.list_node().items
+            if (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"}
+    released = 0
+    for lease in coord.list_namespaced_lease("kube-node-lease").items:
+        if lease.metadata.name in fake:
+            try:
+                coord.delete_namespaced_lease(lease.metadata.name, "kube-node-lease")
+                released += 1
+            except client.ApiException as err:
+                if err.status != 404:
+                    raise
+    return released

@@ -5,6 +5,7 @@ can end it and its children, and `up` can tell a live process from a stale pid a
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
@@ -24,6 +25,8 @@ class Component:
     argv: list[str]
     health: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
+    # Watches kube-apiserver: after an apiserver restart its client backs off for up to a minute.
+    api_client: bool = False
 
 
 def pid_of(run: Path, name: str) -> int | None:
@@ -44,6 +47,12 @@ def pid_of(run: Path, name: str) -> int | None:
     return pid
 
 
+def started_ticks(pid: int) -> int:
+    """When `pid` started, in clock ticks since boot: tells which of two processes is older."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def start(run: Path, logs: Path, comp: Component) -> int:
     """Start `comp` detached from this process, logging to `<logs>/<name>.log`."""
     run.mkdir(parents=True, exist_ok=True)
@@ -54,7 +63,35 @@ def start(run: Path, logs: Path, comp: Component) -> int:
         proc = subprocess.Popen(comp.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
     (run / f"{comp.name}.pid").write_text(str(proc.pid))
+    (run / f"{comp.name}.argv").write_text(json.dumps(comp.argv))
     return proc.pid
+
+
+def runs_as_configured(run: Path, comp: Component) -> bool:
+    """True when the running `comp` was started with today's command line (not an older one)."""
+    try:
+        return json.loads((run / f"{comp.name}.argv").read_text()) == comp.argv
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _exited(pid: int) -> bool:
+    """True once `pid` and all its threads are gone, and with them its listening sockets.
+
+    A Go process's main thread shows as a zombie while its other threads still tear down and
+    hold the process's ports, so a zombie counts as exited only when it is alone.
+    """
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state != "Z":
+            return False
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass  # not our child: init reaps it
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except (FileNotFoundError, ProcessLookupError):
+        return True
 
 
 def stop(run: Path, name: str, grace: float = 10.0) -> bool:
@@ -70,11 +107,7 @@ def stop(run: Path, name: str, grace: float = 10.0) -> bool:
             return True
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-                    os.waitpid(pid, os.WNOHANG)
-            except (ProcessLookupError, ChildProcessError, FileNotFoundError):
+            if _exited(pid):
                 return True
             time.sleep(0.1)
     return True

@@ -3,7 +3,9 @@
 Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Kueue, KServe, a
 SeaweedFS S3 server and the cloud simulator as processes on 127.0.0.1, from the binaries that
 build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
-recovers after a crash or a reboot. State lives in `.testbed/` (or $TESTBED_STATE).
+recovers after a crash or a reboot; it restarts the API's clients when kube-apiserver restarted
+after them, and reports up only once a canary has passed through every controller (settle.py).
+State lives in `.testbed/` (or $TESTBED_STATE).
 """
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pki  # noqa: E402
-from processes import Component, http_ok, https_ok, pid_of, start, stop, wait_healthy  # noqa: E402
+from processes import (Component, http_ok, https_ok, pid_of, runs_as_configured, start, started_ticks,  # noqa: E402
+                       stop, wait_healthy)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -210,29 +214,30 @@ def components() -> list[Component]:
             f"--root-ca-file={ca}", f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller",
             "--kube-api-qps=100", "--kube-api-burst=200", "--profiling=false"],
-            secure_healthz(PORTS["kcm"])),
+            secure_healthz(PORTS["kcm"]), api_client=True),
         Component("kube-scheduler", [
             str(b["kube-scheduler"]), f"--kubeconfig={kcfg / 'scheduler.yaml'}",
             f"--authentication-kubeconfig={kcfg / 'scheduler.yaml'}",
             f"--authorization-kubeconfig={kcfg / 'scheduler.yaml'}",
             "--bind-address=127.0.0.1", f"--secure-port={PORTS['scheduler']}", "--leader-elect=false",
             f"--tls-cert-file={PKI / 'control-plane-serving.crt'}", f"--tls-private-key-file={PKI / 'control-plane-serving.key'}",
-            "--profiling=false"], secure_healthz(PORTS["scheduler"])),
+            "--profiling=false"], secure_healthz(PORTS["scheduler"]), api_client=True),
         Component("kwok", [
             str(b["kwok"]), f"--kubeconfig={kcfg / 'kwok.yaml'}", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{PORTS['kwok']}", "--node-ip=127.0.0.1",
             "--node-lease-duration-seconds=40",
-            *(f"--config={f}" for f in sorted(b["kwok-stages"].glob("*.yaml")))],
-            lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz")),
+            *(f"--config={f}" for f in sorted(b["kwok-stages"].glob("*.yaml"))),
+            f"--config={HERE / 'manifests' / 'kwok-pod-ready-again.yaml'}"],
+            lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz"), api_client=True),
         Component("kueue", [str(b["kueue"]), f"--config={STATE / 'kueue.yaml'}",
                             f"--kubeconfig={kcfg / 'kueue.yaml'}", "--feature-gates=VisibilityOnDemand=false"],
-                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kueue_health']}/readyz")),
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kueue_health']}/readyz"), api_client=True),
         Component("kserve", [str(b["kserve"]), f"--kubeconfig={kcfg / 'kserve.yaml'}",
                              f"--webhook-port={PORTS['kserve_webhook']}",
                              f"--metrics-addr=127.0.0.1:{PORTS['kserve_metrics']}",
                              f"--health-probe-addr=127.0.0.1:{PORTS['kserve_health']}", "--leader-elect=false"],
-                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kserve_health']}/readyz"),
+                  lambda: http_ok(f"http://127.0.0.1:{PORTS['kserve_health']}/readyz"), api_client=True,
                   env={"POD_NAMESPACE": "kserve", "TMPDIR": str(STATE / "kserve-tmp")}),
         Component("s3", [str(b["weed"]), "server", f"-dir={STATE / 's3'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                          f"-master.port={PORTS['weed_master']}", f"-volume.port={PORTS['weed_volume']}",
@@ -246,7 +251,7 @@ def components() -> list[Component]:
                   lambda: http_ok(f"http://127.0.0.1:{PORTS['s3']}/healthz")),
         Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
                                 f"--config={STATE / 'cloud.json'}"],
-                  lambda: pid_of(RUN, "cloud-sim") is not None),
+                  lambda: pid_of(RUN, "cloud-sim") is not None, api_client=True),
     ]
 
 
@@ -260,26 +265,62 @@ def up(args: argparse.Namespace) -> int:
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
     from install import install_cluster_objects  # needs the kubernetes client from the venv
-    comps = components()
-    for comp in comps:
+    api_started = 0
+    for comp in components():
         if comp.name == "kueue" and install_cluster_objects(STATE, binaries(), PORTS):
             print(f"[up {time.monotonic() - t0:5.1f}s] CRDs, webhooks and configuration applied")
-        if pid_of(RUN, comp.name) is not None and comp.health():
+        pid = pid_of(RUN, comp.name)
+        why = _restart_reason(comp, pid, api_started)
+        if pid is not None and not why and comp.health():
             print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: already running")
-            continue
-        stop(RUN, comp.name)
-        port = COMPONENT_PORTS.get(comp.name)
-        if port and port_taken(port):
-            print(f"testbed: 127.0.0.1:{port}, {comp.name}'s port, is taken by a process this testbed did not start "
-                  f"(another testbed with TESTBED_STATE other than {STATE}?); stop it first", file=sys.stderr)
-            return 1
-        start(RUN, LOGS, comp)
-        wait_healthy(comp, deadline, RUN)
-        print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")
+        else:
+            if why:
+                print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: restarting, {why}")
+            stop(RUN, comp.name)
+            port = COMPONENT_PORTS.get(comp.name)
+            if port and port_taken(port):
+                print(f"testbed: 127.0.0.1:{port}, {comp.name}'s port, is taken by a process this testbed did not "
+                      f"start (another testbed with TESTBED_STATE other than {STATE}?); stop it first", file=sys.stderr)
+                return 1
+            if comp.name == "kwok":
+                from install import release_kwok_leases
+                release_kwok_leases(STATE)
+            start(RUN, LOGS, comp)
+            wait_healthy(comp, deadline, RUN)
+            print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")
+        if comp.name == "kube-apiserver":
+            api_started = started_ticks(pid_of(RUN, comp.name))
     from install import wait_webhooks_serving
     wait_webhooks_serving(STATE, PORTS, deadline)
+    from settle import remove_leftovers, wait_settled
+    api = client_for_admin()
+    remove_leftovers(api)
+    try:
+        steps = wait_settled(api, timeout=max(deadline - time.monotonic(), 10))
+    except TimeoutError as err:
+        print(f"testbed: {err}; see the logs in {LOGS}", file=sys.stderr)
+        return 1
+    print(f"[up {time.monotonic() - t0:5.1f}s] settled: a canary passed every controller in "
+          f"{max(steps.values()):.1f}s; " + ", ".join(f"{what.split(':')[0]} {at:.1f}s" for what, at in steps.items()))
     print(f"testbed up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
     return 0
+
+
+def _restart_reason(comp: Component, pid: int | None, api_started: int) -> str | None:
+    """Why a running `comp` must be restarted although it answers its health check, if it must."""
+    if pid is None:
+        return None
+    if comp.api_client and started_ticks(pid) < api_started:
+        return "kube-apiserver restarted after it (its watches would back off for up to a minute)"
+    if not runs_as_configured(RUN, comp):
+        return "its command line changed"
+    return None
+
+
+def client_for_admin() -> Any:
+    """A kubernetes ApiClient for the testbed's admin kubeconfig."""
+    from kubernetes import config
+    return config.new_client_from_config(str(KUBECONFIG))
 
 
 def down(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ so argument validation, check mode, diff and no_log are exercised as they really
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -122,6 +123,12 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(k8s)
     core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
+    # Pods are refused until kube-controller-manager gave the namespace its ServiceAccount; a
+    # ReplicaSet refused then retries with a growing back-off, long after the account exists.
+    deadline = time.monotonic() + 60
+    while not core.list_namespaced_service_account(name, field_selector="metadata.name=default").items:
+        assert time.monotonic() < deadline, f"namespace {name} got no ServiceAccount `default` within 60 s"
+        time.sleep(0.2)
     yield name
     core.delete_namespace(name)
     # Its pods must be gone before the next test: they hold the shared GPU nodes.
@@ -201,3 +208,7 @@ def restart_apiserver() -> Callable[..., threading.Thread]:
     yield restart
     for thread in threads:
         thread.join(timeout=90)
+    # The other controllers' watches back off for up to a minute after the outage; repair the
+    # testbed as `make testbed-up` does (restart them, pass a canary) so later tests see it whole.
+    if threads:
+        assert testbed.up(argparse.Namespace()) == 0, "the testbed did not settle after the apiserver restart"

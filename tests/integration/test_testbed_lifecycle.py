@@ -7,6 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
 
 import testbed
 from processes import pid_of
@@ -68,3 +72,41 @@ def test_up_refuses_a_port_held_by_a_foreign_process() -> None:
     assert refused.returncode == 1
     assert f"127.0.0.1:{testbed.PORTS['kserve_webhook']}, kserve's port, is taken" in refused.stderr
     assert run("up").returncode == 0
+
+
+def test_up_after_an_apiserver_crash_restarts_its_clients_and_a_new_namespace_works_at_once() -> None:
+    """Without the restart, Kueue's webhook refused pods in new namespaces for up to a minute."""
+    os.kill(pid_of(testbed.RUN, "kube-apiserver"), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_of(testbed.RUN, "kube-apiserver") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(20)  # an outage long enough for the clients' reconnect back-off to grow past 10 s
+    result = run("up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "kube-apiserver: started" in result.stdout
+    for comp in testbed.components():
+        if comp.api_client:
+            assert f"{comp.name}: restarting, kube-apiserver restarted after it" in result.stdout
+    assert "settled: a canary passed every controller" in result.stdout
+
+    api = config.new_client_from_config(str(testbed.KUBECONFIG))
+    core = client.CoreV1Api(api)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"kueue.openshift.io/managed": "true",
+                                                                "rhoai-gpuaas/test": "true"}}})
+    try:
+        pod = {"metadata": {"name": "p", "labels": {"kueue.x-k8s.io/queue-name": "default"}},
+               "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1",
+                                        "resources": {"requests": {"cpu": "10m"}}}]}}
+        deadline = time.monotonic() + 10
+        while not core.list_namespaced_service_account(name).items:
+            assert time.monotonic() < deadline, "kube-controller-manager gave the namespace no ServiceAccount in 10 s"
+            time.sleep(0.2)
+        core.create_namespaced_pod(name, pod)  # Kueue's webhook knows the namespace
+        workloads = DynamicClient(api).resources.get(api_version="kueue.x-k8s.io/v1beta2", kind="Workload")
+        deadline = time.monotonic() + 10
+        while not workloads.get(namespace=name).items:
+            assert time.monotonic() < deadline, "Kueue made no Workload for the pod within 10 s"
+            time.sleep(0.2)
+    finally:
+        core.delete_namespace(name)
