@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` on timeout."""
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60,
+             explain: Optional[Callable[[], str]] = None) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` on timeout.
+
+    `explain` describes the state seen last, so a failure says why it waited in vain.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        if time.monotonic() >= deadline:
+            detail = f"\n{explain()}" if explain else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(0.5)

@@ -1,6 +1,8 @@
 """Proof that the testbed is real: Kueue admits, gates and hands over GPUs; KServe obeys stop."""
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 from kubernetes import client
 
@@ -35,10 +37,38 @@ def condition(obj: dict, ctype: str) -> dict | None:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), None)
 
 
+def explain(k8s: client.ApiClient, ns: str) -> Callable[[], str]:
+    """The pods, Workloads and GPU nodes as a failing wait saw them last."""
+    def describe() -> str:
+        core = client.CoreV1Api(k8s)
+        lines = []
+        for pod in core.list_namespaced_pod(ns).items:
+            gates = [g.name for g in pod.spec.scheduling_gates or []]
+            conds = [(c.type, c.status, c.reason, c.message) for c in pod.status.conditions or []]
+            lines.append(f"pod {pod.metadata.name}: phase={pod.status.phase} node={pod.spec.node_name} "
+                         f"gates={gates} conditions={conds}")
+        res = ko.dynamic(k8s).resources.get(api_version=ko.KUEUE, kind="Workload")
+        for wl in res.get(namespace=ns).to_dict()["items"]:
+            conds = [(c["type"], c["status"], c.get("reason"), c.get("message"))
+                     for c in wl.get("status", {}).get("conditions", [])]
+            lines.append(f"workload {wl['metadata']['name']}: {conds}")
+        for node in core.list_node().items:
+            ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
+            taints = [(t.key, t.effect) for t in node.spec.taints or []]
+            lines.append(f"node {node.metadata.name}: ready={ready} unschedulable={node.spec.unschedulable} "
+                         f"taints={taints} allocatable.gpu={(node.status.allocatable or {}).get(ko.GPU)}")
+        for pod in core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items:
+            lines.append(f"bound pod {pod.metadata.namespace}/{pod.metadata.name} on {pod.spec.node_name}: "
+                         f"{pod.status.phase}")
+        return "\n".join(lines)
+    return describe
+
+
 def test_kueue_admits_gates_and_hands_over(k8s: client.ApiClient, namespace: str, queue: str) -> None:
     apps = client.AppsV1Api(k8s)
     apps.create_namespaced_deployment(namespace, ko.deployment("big-a", namespace, gpus=4))
-    (pod_a,) = wait_for("big-a Running", lambda: running(k8s, namespace, "big-a"))
+    (pod_a,) = wait_for("big-a Running", lambda: running(k8s, namespace, "big-a"),
+                        explain=explain(k8s, namespace))
     node = client.CoreV1Api(k8s).read_node(pod_a.spec.node_name)
     assert node.metadata.labels["node.kubernetes.io/instance-type"] == "g6.12xlarge"
     assert node.status.allocatable[ko.GPU] == "4"
@@ -61,8 +91,8 @@ def test_kueue_admits_gates_and_hands_over(k8s: client.ApiClient, namespace: str
 
     apps.delete_namespaced_deployment("big-a", namespace)
     wait_for("big-b admitted", lambda: (w := workload_of(k8s, namespace, gated)) and
-             (c := condition(w, "Admitted")) and c["status"] == "True")
-    wait_for("big-b Running", lambda: running(k8s, namespace, "big-b"))
+             (c := condition(w, "Admitted")) and c["status"] == "True", explain=explain(k8s, namespace))
+    wait_for("big-b Running", lambda: running(k8s, namespace, "big-b"), explain=explain(k8s, namespace))
 
 
 def test_kserve_raw_deployment_and_stop(k8s: client.ApiClient, namespace: str, queue: str) -> None:
@@ -88,3 +118,29 @@ def test_kserve_raw_deployment_and_stop(k8s: client.ApiClient, namespace: str, q
     stopped = wait_for("Stopped=True", lambda: (c := condition(ko.isvc(k8s, "small", namespace), "Stopped"))
                        and c["status"] == "True" and c)
     assert stopped["status"] == "True"
+
+
+def test_pods_on_kwok_nodes_become_ready_again(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> None:
+    """After an outage kube-controller-manager marks the nodes' pods NotReady; they must recover.
+
+    The testbed's own kwok stage (testbed/manifests/kwok-pod-ready-again.yaml) plays the kubelet
+    coming back; without it a long-lived testbed kept NotReady predictors after `down`/`up`.
+    """
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "steady"},
+        "spec": {"nodeName": gpu_nodes[1], "tolerations": [ko.TOLERATION],
+                 "containers": [{"name": "main", "image": "registry.invalid/vllm:1"}]}})
+
+    def ready() -> str | None:
+        pod = core.read_namespaced_pod("steady", namespace)
+        return next((c.status for c in pod.status.conditions or [] if c.type == "Ready"), None)
+    wait_for("pod Ready", lambda: ready() == "True", explain=explain(k8s, namespace))
+    # what the node lifecycle controller writes for the pods of a node that stopped reporting
+    core.patch_namespaced_pod_status("steady", namespace, {"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}})
+    assert ready() == "False"
+    wait_for("pod Ready again", lambda: ready() == "True", timeout=30, explain=explain(k8s, namespace))
+    pod = core.read_namespaced_pod("steady", namespace)
+    assert pod.status.phase == "Running"
+    assert next(c for c in pod.status.conditions if c.type == "Ready").reason is None
