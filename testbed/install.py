@@ -162,7 +162,6 @@ def wait_webhooks_serving(state: Path, ports: dict[str, int], deadline: float) -
             time.sleep(0.2)
 
 
-
 def release_kwok_leases(state: Path) -> int:
     """Delete the node Leases a stopped kwok held, so the one starting now takes its nodes at once.
 

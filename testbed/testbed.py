@@ -284,7 +284,9 @@ def up(args: argparse.Namespace) -> int:
                 return 1
             if comp.name == "kwok":
                 from install import release_kwok_leases
-                release_kwok_leases(STATE)
+                if released := release_kwok_leases(STATE):
+                    print(f"[up {time.monotonic() - t0:5.1f}s] kwok: released {released} node Leases "
+                          "of the previous kwok")
             start(RUN, LOGS, comp)
             wait_healthy(comp, deadline, RUN)
             print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")
