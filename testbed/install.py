@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client, dynamic
 
 HERE = Path(__file__).resolve().parent
 FIELD_MANAGER = "rhoai-gpuaas-testbed"
@@ -90,7 +90,8 @@ def kserve_configmap(manifests: Path) -> dict:
     return cm
 
 
-def _apply(dyn: dynamic.DynamicClient, obj: dict) -> None:
+def apply(dyn: dynamic.DynamicClient, obj: dict) -> None:
+    """Server-side apply `obj` as the testbed (creates it, or makes it so)."""
     res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
     res.server_side_apply(body=obj, name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
                           field_manager=FIELD_MANAGER, force_conflicts=True)
@@ -107,13 +108,13 @@ def _wait_established(api: client.ApiextensionsV1Api, names: list[str], deadline
             time.sleep(0.2)
 
 
-def install_cluster_objects(state: Path, binaries: dict[str, Path], ports: dict[str, int]) -> bool:
+def install_cluster_objects(api_client: client.ApiClient, state: Path, binaries: dict[str, Path],
+                            ports: dict[str, int]) -> bool:
     """Apply everything (server-side apply, so repeating it is harmless).
 
     Skipped when the same objects were applied before and are still there, which keeps a warm
     `up` fast: the KServe CRDs alone are over a megabyte. Returns whether it applied anything.
     """
-    api_client = config.new_client_from_config(str(state / "kubeconfig"))
     dyn = dynamic.DynamicClient(api_client)
     ca_bundle = base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES]
@@ -128,11 +129,11 @@ def install_cluster_objects(state: Path, binaries: dict[str, Path], ports: dict[
     if stamp.exists() and stamp.read_text() == digest and _all_present(api_client, crds):
         return False
     for obj in namespaces + crds:
-        _apply(dyn, obj)
+        apply(dyn, obj)
     _wait_established(client.ApiextensionsV1Api(api_client), [c["metadata"]["name"] for c in crds],
                       time.monotonic() + 60)
     for obj in rest:
-        _apply(dyn, obj)
+        apply(dyn, obj)
     stamp.write_text(digest)
     return True
 
@@ -162,13 +163,12 @@ def wait_webhooks_serving(state: Path, ports: dict[str, int], deadline: float) -
             time.sleep(0.2)
 
 
-def release_kwok_leases(state: Path) -> int:
+def release_kwok_leases(api_client: client.ApiClient) -> int:
     """Delete the node Leases a stopped kwok held, so the one starting now takes its nodes at once.
 
     kwok names itself `<host>_<random uuid>` and does not release its Leases on exit; a new
     kwok would wait for them to expire (40 s) before it made the nodes' pods Running again.
     """
-    api_client = config.new_client_from_config(str(state / "kubeconfig"))
     core, coord = client.CoreV1Api(api_client), client.CoordinationV1Api(api_client)
     fake = {n.metadata.name for n in core.list_node().items
             if (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"}

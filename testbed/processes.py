@@ -36,21 +36,19 @@ def pid_of(run: Path, name: str) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return None if _stat(pid)[0] == "Z" else pid
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while read
         return None
-    try:
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return None
-    except (FileNotFoundError, IndexError):
-        return None
-    return pid
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first); the name may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def started_ticks(pid: int) -> int:
     """When `pid` started, in clock ticks since boot: tells which of two processes is older."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return int(_stat(pid)[19])
 
 
 def start(run: Path, logs: Path, comp: Component) -> int:
@@ -82,8 +80,7 @@ def _exited(pid: int) -> bool:
     hold the process's ports, so a zombie counts as exited only when it is alone.
     """
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state != "Z":
+        if _stat(pid)[0] != "Z":
             return False
         try:
             os.waitpid(pid, os.WNOHANG)

@@ -18,6 +18,8 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from install import apply
+
 KUEUE = "kueue.x-k8s.io/v1beta2"
 ISVC = "serving.kserve.io/v1beta1"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -95,11 +97,6 @@ def _checks(api: client.ApiClient, dyn: DynamicClient, name: str) -> list[tuple[
     ]
 
 
-def _create(dyn: DynamicClient, obj: dict[str, Any]) -> None:
-    res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    res.create(body=obj, namespace=obj["metadata"].get("namespace"))
-
-
 def _delete(dyn: DynamicClient, name: str) -> None:
     """Namespace first (its Workloads release the queue), then the cluster-scoped queue objects."""
     with contextlib.suppress(client.ApiException):
@@ -123,7 +120,7 @@ def wait_settled(api: client.ApiClient, timeout: float = 90.0) -> dict[str, floa
         "kueue.openshift.io/managed": "true", CANARY_LABEL: "true"}}})
     try:
         for obj in _objects(name):
-            _create(dyn, obj)
+            apply(dyn, obj)
         for what, check in _checks(api, dyn, name):
             while not _quietly(check):
                 if time.monotonic() > deadline:

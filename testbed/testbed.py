@@ -264,10 +264,13 @@ def up(args: argparse.Namespace) -> int:
     (STATE / "s3").mkdir(parents=True, exist_ok=True)
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
-    from install import install_cluster_objects  # needs the kubernetes client from the venv
+    # install and settle need the kubernetes client from the venv
+    from install import install_cluster_objects, release_kwok_leases, wait_webhooks_serving
+    from settle import remove_leftovers, wait_settled
+    api = client_for_admin()
     api_started = 0
     for comp in components():
-        if comp.name == "kueue" and install_cluster_objects(STATE, binaries(), PORTS):
+        if comp.name == "kueue" and install_cluster_objects(api, STATE, binaries(), PORTS):
             print(f"[up {time.monotonic() - t0:5.1f}s] CRDs, webhooks and configuration applied")
         pid = pid_of(RUN, comp.name)
         why = _restart_reason(comp, pid, api_started)
@@ -283,8 +286,7 @@ def up(args: argparse.Namespace) -> int:
                       f"start (another testbed with TESTBED_STATE other than {STATE}?); stop it first", file=sys.stderr)
                 return 1
             if comp.name == "kwok":
-                from install import release_kwok_leases
-                if released := release_kwok_leases(STATE):
+                if released := release_kwok_leases(api):
                     print(f"[up {time.monotonic() - t0:5.1f}s] kwok: released {released} node Leases "
                           "of the previous kwok")
             start(RUN, LOGS, comp)
@@ -292,10 +294,7 @@ def up(args: argparse.Namespace) -> int:
             print(f"[up {time.monotonic() - t0:5.1f}s] {comp.name}: started")
         if comp.name == "kube-apiserver":
             api_started = started_ticks(pid_of(RUN, comp.name))
-    from install import wait_webhooks_serving
     wait_webhooks_serving(STATE, PORTS, deadline)
-    from settle import remove_leftovers, wait_settled
-    api = client_for_admin()
     remove_leftovers(api)
     try:
         steps = wait_settled(api, timeout=max(deadline - time.monotonic(), 10))

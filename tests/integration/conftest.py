@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "testbed"))
 
 import testbed  # noqa: E402
+from _poll import wait_for  # noqa: E402
 from processes import start, stop, wait_healthy  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -111,10 +112,9 @@ def no_leftovers(k8s: client.ApiClient) -> None:
     for name in stale:
         with contextlib.suppress(client.ApiException):
             core.delete_namespace(name)
-    deadline = time.monotonic() + 120
-    while stale and core.list_namespace(label_selector=TEST_LABEL).items:
-        assert time.monotonic() < deadline, f"namespaces left by an earlier run did not go: {stale}"
-        time.sleep(1)
+    if stale:
+        wait_for(f"namespaces left by an earlier run to go: {stale}",
+                 lambda: not core.list_namespace(label_selector=TEST_LABEL).items, timeout=120)
 
 
 @pytest.fixture
@@ -125,17 +125,13 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
     core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
     # Pods are refused until kube-controller-manager gave the namespace its ServiceAccount; a
     # ReplicaSet refused then retries with a growing back-off, long after the account exists.
-    deadline = time.monotonic() + 60
-    while not core.list_namespaced_service_account(name, field_selector="metadata.name=default").items:
-        assert time.monotonic() < deadline, f"namespace {name} got no ServiceAccount `default` within 60 s"
-        time.sleep(0.2)
+    wait_for(f"ServiceAccount `default` in namespace {name}", lambda: core.list_namespaced_service_account(
+        name, field_selector="metadata.name=default").items)
     yield name
     core.delete_namespace(name)
     # Its pods must be gone before the next test: they hold the shared GPU nodes.
-    deadline = time.monotonic() + 120
-    while core.list_namespace(field_selector=f"metadata.name={name}").items:
-        assert time.monotonic() < deadline, f"namespace {name} was not deleted within 120 s"
-        time.sleep(0.5)
+    wait_for(f"namespace {name} deleted",
+             lambda: not core.list_namespace(field_selector=f"metadata.name={name}").items, timeout=120)
 
 
 def kwok_gpu_node(name: str, instance_type: str, gpus: int) -> dict[str, Any]:

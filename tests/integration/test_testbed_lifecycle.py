@@ -9,10 +9,12 @@ import sys
 import time
 import uuid
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 import testbed
+from _poll import wait_for
+from conftest import MANAGED, TEST_LABEL
 from processes import pid_of
 
 UP = [sys.executable, str(testbed.HERE / "testbed.py")]
@@ -74,12 +76,11 @@ def test_up_refuses_a_port_held_by_a_foreign_process() -> None:
     assert run("up").returncode == 0
 
 
-def test_up_after_an_apiserver_crash_restarts_its_clients_and_a_new_namespace_works_at_once() -> None:
+def test_up_after_an_apiserver_crash_restarts_its_clients_and_a_new_namespace_works_at_once(
+        k8s: client.ApiClient) -> None:
     """Without the restart, Kueue's webhook refused pods in new namespaces for up to a minute."""
     os.kill(pid_of(testbed.RUN, "kube-apiserver"), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while pid_of(testbed.RUN, "kube-apiserver") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for("kube-apiserver gone", lambda: not pid_of(testbed.RUN, "kube-apiserver"), timeout=10)
     time.sleep(20)  # an outage long enough for the clients' reconnect back-off to grow past 10 s
     result = run("up")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -89,24 +90,17 @@ def test_up_after_an_apiserver_crash_restarts_its_clients_and_a_new_namespace_wo
             assert f"{comp.name}: restarting, kube-apiserver restarted after it" in result.stdout
     assert "settled: a canary passed every controller" in result.stdout
 
-    api = config.new_client_from_config(str(testbed.KUBECONFIG))
-    core = client.CoreV1Api(api)
+    core = client.CoreV1Api(k8s)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"kueue.openshift.io/managed": "true",
-                                                                "rhoai-gpuaas/test": "true"}}})
+    core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
     try:
         pod = {"metadata": {"name": "p", "labels": {"kueue.x-k8s.io/queue-name": "default"}},
                "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1",
                                         "resources": {"requests": {"cpu": "10m"}}}]}}
-        deadline = time.monotonic() + 10
-        while not core.list_namespaced_service_account(name).items:
-            assert time.monotonic() < deadline, "kube-controller-manager gave the namespace no ServiceAccount in 10 s"
-            time.sleep(0.2)
+        wait_for("kube-controller-manager to give the namespace its ServiceAccount",
+                 lambda: core.list_namespaced_service_account(name).items, timeout=10)
         core.create_namespaced_pod(name, pod)  # Kueue's webhook knows the namespace
-        workloads = DynamicClient(api).resources.get(api_version="kueue.x-k8s.io/v1beta2", kind="Workload")
-        deadline = time.monotonic() + 10
-        while not workloads.get(namespace=name).items:
-            assert time.monotonic() < deadline, "Kueue made no Workload for the pod within 10 s"
-            time.sleep(0.2)
+        workloads = DynamicClient(k8s).resources.get(api_version="kueue.x-k8s.io/v1beta2", kind="Workload")
+        wait_for("Kueue to make the pod's Workload", lambda: workloads.get(namespace=name).items, timeout=10)
     finally:
         core.delete_namespace(name)

@@ -416,8 +416,6 @@ def usage_reflects(cluster_queue: Dict[str, Any], workloads: Iterable[Dict[str, 
             for resource, amount in (assignment.get("resourceUsage") or {}).items():
                 key = (flavors.get(resource, ""), resource)
                 needed[key] = needed.get(key, 0.0) + parse_quantity(amount)
-    used: Dict[Tuple[str, str], float] = {}
-    for flavor in (cluster_queue.get("status") or {}).get("flavorsUsage") or []:
-        for res in flavor.get("resources") or []:
-            used[(flavor.get("name"), res.get("name"))] = parse_quantity(res.get("total", "0"))
-    return all(used.get(key, 0.0) >= amount for key, amount in needed.items())
+    usage = cluster_queue_usage(cluster_queue)
+    return all(parse_quantity(usage.get(flavor, {}).get(resource, {}).get("used", "0")) >= amount
+               for (flavor, resource), amount in needed.items())
