@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import conditions_summary
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -30,7 +31,7 @@ ISVC_LABEL = "serving.kserve.io/inferenceservice"
 STRATEGIES = ("auto", "stop_annotation", "autoscaler_none", "deployment_scale", "min_replicas")
 
 
-class PlanError(Exception):
+class PlanError(GpuaasError):
     """The request cannot be planned (message says why and what to do)."""
 
 

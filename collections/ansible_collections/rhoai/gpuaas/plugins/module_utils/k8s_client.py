@@ -34,6 +34,7 @@ import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
     AUTH_ARG_SPEC,
 )
@@ -71,7 +72,7 @@ CONNECTION_HINT = (
 )
 
 
-class K8sError(Exception):
+class K8sError(GpuaasError):
     """Base error of this module_utils; its message is safe to show (no secrets)."""
 
 

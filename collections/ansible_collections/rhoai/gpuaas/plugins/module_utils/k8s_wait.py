@@ -43,6 +43,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import is_retriable
 
 State = Dict[str, List[Dict[str, Any]]]
@@ -57,11 +58,15 @@ MAX_WATCH_SECONDS = 60
 MIN_WATCH_SECONDS = 1.0
 
 
-class WaitError(Exception):
-    """A wait did not reach its goal; ``last_state`` tells what was seen last."""
+class WaitError(GpuaasError):
+    """A wait did not reach its goal; ``last_state`` tells what was seen last.
+
+    As a GpuaasError its result is the last state (when the summary is a dict), so a module
+    failing on it returns the conditions, pods and Workloads it saw.
+    """
 
     def __init__(self, message: str, last_state: Any = None, elapsed: float = 0.0) -> None:
-        super().__init__(message)
+        super().__init__(message, **(last_state if isinstance(last_state, dict) else {"last_state": last_state}))
         self.message = message
         self.last_state = last_state
         self.elapsed = elapsed

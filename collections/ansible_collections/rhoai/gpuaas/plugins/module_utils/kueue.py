@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
+
 GROUP = "kueue.x-k8s.io"
 # Preferred first: v1beta2 is the storage version from Kueue 0.16; Kueue 0.14 (Red Hat
 # build of Kueue 1.2, shipped with RHOAI 3.0) serves only v1beta1.
@@ -26,7 +28,7 @@ ADMISSION_GATE = "kueue.x-k8s.io/admission"
 STATES = ("pending", "quota_reserved", "admitted", "evicted", "finished")
 
 
-class KueueError(Exception):
+class KueueError(GpuaasError):
     """Kueue is missing or misconfigured; the message says what to fix."""
 
 

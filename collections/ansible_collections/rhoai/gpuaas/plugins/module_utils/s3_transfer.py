@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
     MiB,
     WHOLE,
@@ -72,7 +73,7 @@ META_PART_SIZE = "part-size"
 PROGRESS_INTERVAL = 1.0
 
 
-class S3UploadError(Exception):
+class S3UploadError(GpuaasError):
     """A failure explained for the user: what went wrong and which parameter fixes it."""
 
 
