@@ -39,20 +39,21 @@ def baseline(k8s: client.ApiClient) -> Iterator[None]:
     ok(playbook("teardown.yml"))
 
 
-def test_step3_restores_the_previous_state_when_the_incoming_model_is_not_admitted(
+def test_step3_refuses_a_handover_that_cannot_succeed_and_changes_nothing(
         k8s: client.ApiClient, baseline: None) -> None:
-    # devstral-2 now asks for more GPUs than any flavor has: Kueue can never admit it.
+    # devstral-2 now asks for more GPUs than any flavor has: stopping mistral-3-bf16 could not help.
     ko.dynamic(k8s).resources.get(api_version=ko.ISVC, kind="InferenceService").patch(
         name="devstral-2", namespace=NAMESPACE, content_type="application/merge-patch+json",
         body={"spec": {"predictor": {"model": {"resources": {"requests": {ko.GPU: "5"}, "limits": {ko.GPU: "5"}}}}}})
     step2 = ok(playbook("handover.yml", "-e", "handover_step=2"))
-    assert "4 + 1 + 5 = 10 > 5" in step2.stdout
+    assert "GPUs: 4 + 1 + 5 = 10 > 5" in step2.stdout
+    assert "request > maximum capacity (5 > 4)" in step2.stdout
 
     step3 = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_admit_timeout=15")
     assert step3.returncode != 0
-    assert "previous state restored" in step3.stdout
-    assert "couldn't assign flavors to pod set main" in step3.stdout
-    assert stop_annotation(k8s, "devstral-2") == "true"
+    assert "Handover refused before any change (pending for quota alone)" in step3.stdout
+    assert "Step 3 refused, nothing changed" in step3.stdout
     assert stop_annotation(k8s, "mistral-3-bf16") in (None, "false")
-    assert all(p.metadata.deletion_timestamp for p in ko.predictor_pods(k8s, "devstral-2", NAMESPACE))
-    assert any(p.status.phase == "Running" for p in ko.predictor_pods(k8s, "mistral-3-bf16", NAMESPACE))
+    assert stop_annotation(k8s, "devstral-2") == "false"
+    assert any(p.status.phase == "Running" and not p.metadata.deletion_timestamp
+               for p in ko.predictor_pods(k8s, "mistral-3-bf16", NAMESPACE))

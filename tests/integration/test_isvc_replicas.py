@@ -32,7 +32,7 @@ def deployment_replicas(k8s: client.ApiClient, name: str, namespace: str) -> int
 
 
 def admitted(run_module: Callable[..., dict], name: str, namespace: str, **extra: Any) -> dict:
-    args = {"name": name, "namespace": namespace, "wait": "admitted", "wait_timeout": 120, **extra}
+    args = {"name": name, "namespace": namespace, "wait_for": "admitted", "wait_timeout": 120, **extra}
     if "replicas" not in args:
         args["state"] = "started"
     result = run_module("isvc_replicas", args)
@@ -58,7 +58,7 @@ def test_stop_annotation_off_check_idempotent_on(k8s: client.ApiClient, run_modu
 
     off = run_module("isvc_replicas", {"name": "llm", "namespace": namespace, "state": "stopped",
                                        "strategy": strategy, "wait_timeout": 120}, diff=True)
-    assert off["changed"] is True and off["wait"] == "stopped"
+    assert off["changed"] is True and off["wait_for"] == "stopped"
     assert off["diff"]["before"] == {"metadata": {"annotations": {ko.STOP: None}}}
     assert off["pods"] == [] and off["workloads"] == []
     assert off["isvc"]["stopped"] is True
@@ -73,7 +73,7 @@ def test_stop_annotation_off_check_idempotent_on(k8s: client.ApiClient, run_modu
     assert ko.isvc(k8s, "llm", namespace)["metadata"]["annotations"][ko.STOP] == "false"
 
     ready = run_module("isvc_replicas", {"name": "llm", "namespace": namespace, "state": "started",
-                                         "wait": "ready", "wait_timeout": 120})
+                                         "wait_for": "ready", "wait_timeout": 120})
     assert ready["changed"] is False
     assert {c["type"]: c["status"] for c in ready["isvc"]["conditions"]}["Ready"] == "True"
     assert ready["pods"][0]["ready"] is True

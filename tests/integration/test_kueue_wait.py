@@ -22,7 +22,7 @@ def cq(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> Iterator[
 
 def start(run_module: Callable[..., dict], name: str, namespace: str, wait: str = "admitted") -> dict:
     return run_module("isvc_replicas", {"name": name, "namespace": namespace, "state": "started",
-                                        "wait": wait, "wait_timeout": 120})
+                                        "wait_for": wait, "wait_timeout": 120})
 
 
 def stop(run_module: Callable[..., dict], name: str, namespace: str) -> dict:

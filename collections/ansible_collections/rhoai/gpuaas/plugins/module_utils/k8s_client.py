@@ -18,7 +18,7 @@ Public API (stable; other modules build on it):
     Builds the client and probes ``/version``; raises ``K8sUnreachable`` naming the host and
     the options to fix (``host``/``kubeconfig``/``context``) when the API cannot be reached.
 ``Client``: ``resource(api_version, kind)``, ``get(...)``, ``list(...)``, ``watch(...)``,
-    ``patch(...)``, ``patch_scale(...)``, ``get_raw(path)``, ``served_versions(group)``,
+    ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)`` (all four with ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
 ``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
     ``error_message(exc)`` (one line for an ApiException, no headers).
@@ -123,6 +123,11 @@ def error_message(exc: BaseException) -> str:
     return "HTTP {0}: {1}".format(status, message or getattr(exc, "reason", None) or exc)
 
 
+def _dry_run(dry_run: bool) -> Dict[str, str]:
+    """The request argument for a server-side dry run (``?dryRun=All``), or nothing."""
+    return {"dry_run": "All"} if dry_run else {}
+
+
 def _ensure_dict(obj: Any) -> Dict[str, Any]:
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
@@ -221,8 +226,13 @@ class Client:
         namespace: Optional[str],
         body: Any,
         content_type: str = MERGE_PATCH,
+        dry_run: bool = False,
     ) -> Dict[str, Any]:
-        """Patch (JSON merge patch by default) and return the updated object."""
+        """Patch (JSON merge patch by default) and return the object as the server has it.
+
+        With ``dry_run`` the API server runs admission (webhooks included) and returns what
+        it would store, without storing it: check mode asks the server, not a local guess.
+        """
         res = self.resource(api_version, kind)
         obj = res.patch(
             body=body,
@@ -230,11 +240,12 @@ class Client:
             namespace=namespace,
             content_type=content_type,
             _request_timeout=REQUEST_TIMEOUT,
+            **_dry_run(dry_run)
         )
         return _ensure_dict(obj)
 
     def patch_scale(
-        self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int
+        self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int, dry_run: bool = False
     ) -> Dict[str, Any]:
         """Set ``spec.replicas`` through the ``scale`` subresource; returns the Scale."""
         res = self.resource(api_version, kind)
@@ -246,8 +257,25 @@ class Client:
             content_type=MERGE_PATCH,
             serialize=False,
             _request_timeout=REQUEST_TIMEOUT,
+            **_dry_run(dry_run)
         )
         return json.loads(resp.data)
+
+    def create(self, body: Dict[str, Any], dry_run: bool = False,
+               request_timeout: Tuple[int, int] = REQUEST_TIMEOUT) -> Dict[str, Any]:
+        """Create ``body`` (apiVersion, kind and metadata.namespace taken from it)."""
+        res = self.resource(body["apiVersion"], body["kind"])
+        namespace = (body.get("metadata") or {}).get("namespace")
+        obj = res.create(body=body, namespace=namespace, _request_timeout=request_timeout, **_dry_run(dry_run))
+        return _ensure_dict(obj)
+
+    def replace(self, body: Dict[str, Any], dry_run: bool = False) -> Dict[str, Any]:
+        """PUT ``body``; with ``metadata.resourceVersion`` set, a concurrent change answers 409."""
+        res = self.resource(body["apiVersion"], body["kind"])
+        meta = body.get("metadata") or {}
+        obj = res.replace(body=body, name=meta.get("name"), namespace=meta.get("namespace"),
+                          _request_timeout=REQUEST_TIMEOUT, **_dry_run(dry_run))
+        return _ensure_dict(obj)
 
     def get_raw(self, path: str) -> Dict[str, Any]:
         """GET an arbitrary path (discovery, /version) as a dict."""

@@ -267,6 +267,11 @@ _TERMINAL = (
 )
 
 
+def is_terminal_message(message: Optional[str]) -> bool:
+    """Kueue's pending message says waiting cannot help (uncovered resource, missing queue)."""
+    return any(p.search(message or "") for p in _TERMINAL)
+
+
 def terminal_reason(workload: Dict[str, Any]) -> Optional[str]:
     """Message of a pending workload that waiting cannot fix (uncovered resource, missing
     queue), else None. Lack of quota is not terminal: quota comes back when others stop.
@@ -274,7 +279,7 @@ def terminal_reason(workload: Dict[str, Any]) -> Optional[str]:
     if workload_state(workload) != "pending":
         return None
     message = workload_message(workload)
-    if any(p.search(message) for p in _TERMINAL):
+    if is_terminal_message(message):
         return "Workload {0} cannot be admitted: {1}".format((workload.get("metadata") or {}).get("name"), message)
     return None
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import Client, K8sError
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import Client, K8sError, error_message
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import Source, WaitError, api_source, wait_for
 
 API_VERSION = "machine.openshift.io/v1beta1"
 MACHINE_ANNOTATION = "machine.openshift.io/machine"
@@ -54,10 +55,10 @@ def select(client: Client, namespace: str, name: Optional[str] = None,
     return sorted(items, key=lambda o: o["metadata"]["name"])
 
 
-def scale(client: Client, machineset: Obj, replicas: int) -> Obj:
+def scale(client: Client, machineset: Obj, replicas: int, dry_run: bool = False) -> Obj:
     """Set spec.replicas through the scale subresource (what `oc scale` and autoscalers use)."""
     meta = machineset["metadata"]
-    return client.patch_scale(API_VERSION, "MachineSet", meta["name"], meta["namespace"], replicas)
+    return client.patch_scale(API_VERSION, "MachineSet", meta["name"], meta["namespace"], replicas, dry_run=dry_run)
 
 
 # ---------------------------------------------------------------- pure readiness rules
@@ -241,3 +242,119 @@ def nodes_of(machineset: Obj, machines: Iterable[Obj], nodes: Iterable[Obj]) -> 
     by_name, by_machine = node_index(nodes)
     found = (machine_node(m, by_name, by_machine) for m in owned_machines(machineset, machines))
     return frozenset(n["metadata"]["name"] for n in found if n is not None)
+
+
+# ---------------------------------------------------------------- the module's run
+
+
+class Scaler:
+    """One run of machineset_scale: validate, scale (or dry-run), wait, report."""
+
+    def __init__(self, client: Client, params: Dict[str, Any]) -> None:
+        self.client = client
+        self.params = params
+        self.selected: List[Obj] = []
+        self.before: Dict[str, int] = {}
+        self.after: Dict[str, int] = {}
+        self.previous_nodes: Dict[str, FrozenSet[str]] = {}
+
+    @staticmethod
+    def validate(params: Dict[str, Any]) -> None:
+        """Bad input fails before anything is read or changed."""
+        if params["replicas"] < 0:
+            raise MachineSetError("replicas must be 0 or more, got {0}".format(params["replicas"]))
+        if params["label_selectors"] is not None and not join_selectors(params["label_selectors"]):
+            raise MachineSetError("label_selectors is empty: it would select every MachineSet in namespace '{0}'; "
+                                  "give at least one selector".format(params["namespace"]))
+        if params["wait"] and params["wait_timeout"] < 1:
+            raise MachineSetError("wait_timeout must be at least 1 second, got {0}".format(params["wait_timeout"]))
+
+    def entries(self, state: Dict[str, List[Obj]]) -> List[Obj]:
+        """The result entry of each selected MachineSet in this state."""
+        by_uid = {m["metadata"]["uid"]: m for m in state["machinesets"]}
+        out = []
+        for ms in self.selected:
+            name = ms["metadata"]["name"]
+            current = by_uid.get(ms["metadata"]["uid"])
+            entry = evaluate(current or ms, state["machines"], state["nodes"], self.params["gpu_resource"],
+                             self.params["min_gpus_per_node"], self.previous_nodes[name])
+            if current is None:
+                entry.update(ready=False, failure="MachineSet {0} was deleted".format(name))
+            out.append(dict(entry, replicas_before=self.before[name], replicas_after=self.after[name]))
+        return out
+
+    def sources(self) -> List[Source]:
+        p = self.params
+        ns = p["namespace"]
+        if p["name"]:
+            ms_source = api_source(self.client, "machinesets", API_VERSION, "MachineSet", ns,
+                                   field_selector="metadata.name={0}".format(p["name"]))
+        else:
+            ms_source = api_source(self.client, "machinesets", API_VERSION, "MachineSet", ns,
+                                   label_selector=join_selectors(p["label_selectors"]))
+        node_selector = join_selectors(p["node_selector"]) if p["replicas"] > 0 else None
+        return [
+            ms_source,
+            api_source(self.client, "machines", API_VERSION, "Machine", ns),
+            api_source(self.client, "nodes", "v1", "Node", label_selector=node_selector),
+        ]
+
+    def read(self) -> Dict[str, List[Obj]]:
+        return {s.name: s.list_fn()[0] for s in self.sources()}
+
+    def run(self, check_mode: bool, want_diff: bool) -> Dict[str, Any]:
+        p = self.params
+        self.validate(p)
+        try:
+            self.selected = select(self.client, p["namespace"], p["name"], p["label_selectors"])
+        except Exception as exc:  # discovery: a cluster without the Machine API
+            if type(exc).__name__ == "ResourceNotFoundError":
+                raise MachineSetError("The cluster does not serve {0} MachineSet: is this OpenShift with the Machine "
+                                      "API? ({1})".format(API_VERSION, exc)) from exc
+            raise
+        machines = self.client.list(API_VERSION, "Machine", p["namespace"])[0]
+        nodes = self.client.list("v1", "Node")[0]
+        for ms in self.selected:
+            name = ms["metadata"]["name"]
+            self.before[name] = self.after[name] = spec_replicas(ms)
+            self.previous_nodes[name] = nodes_of(ms, machines, nodes)
+        changed = False
+        for ms in self.selected:
+            name = ms["metadata"]["name"]
+            if self.before[name] == p["replicas"]:
+                continue
+            try:
+                answer = scale(self.client, ms, p["replicas"], dry_run=check_mode)
+            except Exception as exc:
+                raise MachineSetError("Scaling MachineSet '{0}' failed: {1}".format(name, error_message(exc)),
+                                      changed=changed) from exc
+            self.after[name] = int((answer.get("spec") or {}).get("replicas", p["replicas"]))
+            changed = True
+        result: Dict[str, Any] = {"changed": changed}
+        if want_diff:
+            result["diff"] = {
+                "before": {"machinesets": {n: {"replicas": r} for n, r in self.before.items()}},
+                "after": {"machinesets": {n: {"replicas": r} for n, r in self.after.items()}},
+            }
+        if check_mode or not p["wait"]:
+            result["machinesets"] = self.entries(self.read())
+            return result
+        try:
+            outcome = wait_for(
+                self.sources(),
+                done=lambda s: all(e["ready"] for e in self.entries(s)),
+                failed=lambda s: next((e["failure"] for e in self.entries(s) if e["failure"]), None),
+                summary=lambda s: {"machinesets": self.entries(s)},
+                timeout=p["wait_timeout"],
+                description="{0} MachineSet(s) to have {1} ready replicas".format(len(self.selected), p["replicas"]),
+            )
+        except WaitError as exc:
+            exc.result["changed"] = changed
+            raise
+        result["machinesets"] = self.entries(outcome.state)
+        return result
+
+
+def scale_machinesets(client: Client, params: Dict[str, Any], check_mode: bool, want_diff: bool) -> Dict[str, Any]:
+    """machineset_scale's whole run (see Scaler)."""
+    return Scaler(client, params).run(check_mode, want_diff)

@@ -17,7 +17,11 @@ description:
   - Reports each Workload's state, Kueue's pending reason split into flavors and the
     missing resource, the ClusterQueue and flavor per resource once admitted, and the
     usage of the ClusterQueue.
-  - Read-only; check mode behaves like a normal run.
+  - With O(wait=false) it reads the current state once and returns it with RV(reached),
+    without failing.
+  - Fails at once on states that cannot reach O(state) - a stopped InferenceService waited
+    on for V(pending) or V(admitted), a Workload whose LocalQueue or ClusterQueue does not
+    exist, a resource the ClusterQueue does not cover, a Deployment whose pods are refused.
 author:
   - rhoai.gpuaas maintainers (!UNKNOWN)
 options:
@@ -53,12 +57,6 @@ options:
     type: str
     choices: [pending, admitted, finished, evicted, absent]
     default: admitted
-  timeout:
-    description:
-      - Seconds to wait in total. On timeout the task fails and the message includes the
-        last state seen (Workload states, Kueue's message).
-    type: int
-    default: 300
   cluster_queue:
     description:
       - ClusterQueue whose usage is returned in RV(cluster_queue_usage). Defaults to the
@@ -67,20 +65,20 @@ options:
         usage counts the admitted Workloads (Kueue updates it a moment after the admission), so
         the usage returned is never older than the admission.
     type: str
-  api_version:
-    description:
-      - Kueue API version, V(v1beta1) (Kueue 0.14, Red Hat build of Kueue 1.2),
-        V(v1beta2) (Kueue 0.15+), or V(auto) to prefer v1beta2 when the API server serves it.
-    type: str
-    default: auto
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - rhoai.gpuaas.wait
+  - rhoai.gpuaas.kueue
+  - rhoai.gpuaas.attributes
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; check mode behaves like a normal run.
+  diff_mode:
+    support: none
 requirements:
   - "python >= 3.9"
   - "kubernetes >= 24.2.0"
-notes:
-  - Part of the action group C(rhoai.gpuaas.k8s), so connection options can be set once
-    with C(module_defaults).
 seealso:
   - module: rhoai.gpuaas.isvc_replicas
 """
@@ -91,7 +89,7 @@ EXAMPLES = r"""
     isvc: devstral-2
     namespace: private-ai
     state: pending
-    timeout: 120
+    wait_timeout: 120
   register: queued
 
 - name: Show why
@@ -103,7 +101,7 @@ EXAMPLES = r"""
     isvc: devstral-2
     namespace: private-ai
     state: admitted
-    timeout: 300
+    wait_timeout: 300
     cluster_queue: rhoai-main-queue
 
 - name: Wait for the Workloads of some pods to disappear
@@ -111,7 +109,7 @@ EXAMPLES = r"""
     pod_selector: app=batch-llm
     namespace: private-ai
     state: absent
-    api_version: v1beta1
+    kueue_api_version: v1beta1
 """
 
 RETURN = r"""
@@ -171,6 +169,10 @@ cluster_queue:
   description: Name of the ClusterQueue reported in RV(cluster_queue_usage).
   returned: when a ClusterQueue is known
   type: str
+reached:
+  description: Whether O(state) was reached (always true on success when O(wait=true)).
+  returned: always
+  type: bool
 api_version:
   description: Kueue API version used.
   returned: always
@@ -182,119 +184,9 @@ elapsed:
   type: float
 """
 
-import time
-from typing import Any, Dict, List, Optional
-
-from ansible_collections.rhoai.gpuaas.plugins.module_utils import kueue
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.isvc import predictor_selector
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import (
-    K8sError,
-    auth_argument_spec,
-    error_message,
-    connect,
-    new_module,
-)
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import (
-    WaitError,
-    api_source,
-    wait_for,
-)
-
-
-def matches(workload: Dict[str, Any], state: str) -> bool:
-    """The workload is in the requested state (pending means "assessed and refused")."""
-    if state == "pending":
-        return kueue.assessed_pending(workload)
-    return kueue.workload_state(workload) == state
-
-
-class Target:
-    """What the module follows; turns the waiter's raw state into workloads and pods."""
-
-    def __init__(self, params: Dict[str, Any]) -> None:
-        self.params = params
-        self.state = params["state"]
-        self.pod_selector: Optional[str] = None
-        prefix = None
-        if params["isvc"]:
-            self.pod_selector = predictor_selector(params["isvc"])
-            prefix = params["isvc"] + "-predictor-"
-        elif params["pod_selector"]:
-            self.pod_selector = params["pod_selector"]
-        self.links = kueue.PodWorkloads(prefix)
-
-    def sources(self, client: Any, api_version: str) -> List[Any]:
-        namespace = self.params["namespace"]
-        if self.pod_selector is None:
-            sources = [api_source(client, "workloads", api_version, "Workload", namespace,
-                                  field_selector="metadata.name=" + self.params["workload"])]
-        else:
-            sources = [
-                api_source(client, "pods", "v1", "Pod", namespace, label_selector=self.pod_selector),
-                api_source(client, "workloads", api_version, "Workload", namespace),
-            ]
-        if self.state == "admitted" and self.params["cluster_queue"]:
-            # the usage it reports must already count the admitted workloads (see done)
-            sources.append(api_source(client, "clusterqueues", api_version, "ClusterQueue",
-                                      field_selector="metadata.name=" + self.params["cluster_queue"]))
-        return sources
-
-    def view(self, state: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
-        """{"pods": live pods, "workloads": the workloads that belong to the target}."""
-        if self.pod_selector is None:
-            return {"pods": None, "workloads": state["workloads"]}
-        self.links.observe(state["pods"])
-        live = [p for p in state["pods"] if not (p.get("metadata") or {}).get("deletionTimestamp")]
-        return {"pods": live, "workloads": self.links.select(state["workloads"])}
-
-    def done(self, state: Dict[str, List[Dict[str, Any]]]) -> bool:
-        view = self.view(state)
-        workloads = view["workloads"]
-        if self.state == "absent":
-            return not workloads
-        if view["pods"] is not None:
-            if not view["pods"]:
-                return False
-            per_pod = kueue.workloads_of_pods(workloads, view["pods"])
-            if not all(per_pod.values()):
-                return False
-            workloads = [w for ws in per_pod.values() for w in ws]
-        if not workloads or not all(matches(w, self.state) for w in workloads):
-            return False
-        return all(kueue.usage_reflects(cq, workloads) for cq in state.get("clusterqueues", []))
-
-    def failed(self, state: Dict[str, List[Dict[str, Any]]]) -> Optional[str]:
-        if self.state != "admitted":
-            return None
-        for workload in self.view(state)["workloads"]:
-            reason = kueue.terminal_reason(workload)
-            if reason:
-                return reason
-        return None
-
-    def summary(self, state: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
-        view = self.view(state)
-        result: Dict[str, Any] = {"workloads": [kueue.workload_summary(w) for w in view["workloads"]]}
-        if view["pods"] is not None:
-            result["pods"] = [kueue.pod_summary(p) for p in view["pods"]]
-        return result
-
-
-def usage_of(client: Any, api_version: str, namespace: str, wanted: Optional[str], workloads: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """``{"cluster_queue", "cluster_queue_usage"}`` for the named or the workloads' queue."""
-    name = wanted
-    for workload in workloads:
-        if name:
-            break
-        name = workload.get("cluster_queue")
-        if not name and workload.get("queue_name"):
-            name = kueue.cluster_queue_of_local_queue(client, api_version, namespace, workload["queue_name"])
-    if not name:
-        return {}
-    cluster_queue = client.get(api_version, "ClusterQueue", name)
-    if cluster_queue is None:
-        return {"cluster_queue": name, "cluster_queue_usage": {}}
-    return {"cluster_queue": name, "cluster_queue_usage": kueue.cluster_queue_usage(cluster_queue)}
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import auth_argument_spec, connect, new_module
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.kueue_service import STATES, follow
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.runner import run_module
 
 
 def main() -> None:
@@ -303,10 +195,11 @@ def main() -> None:
         pod_selector=dict(type="str"),
         workload=dict(type="str"),
         namespace=dict(type="str", required=True),
-        state=dict(type="str", default="admitted", choices=["pending", "admitted", "finished", "evicted", "absent"]),
-        timeout=dict(type="int", default=300),
+        state=dict(type="str", default="admitted", choices=list(STATES)),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=600, aliases=["timeout"]),
         cluster_queue=dict(type="str"),
-        api_version=dict(type="str", default="auto"),
+        kueue_api_version=dict(type="str", default="auto", aliases=["api_version"]),
     )
     module = new_module(
         argument_spec,
@@ -314,43 +207,7 @@ def main() -> None:
         mutually_exclusive=[("isvc", "pod_selector", "workload")],
         required_one_of=[("isvc", "pod_selector", "workload")],
     )
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0, got {0}".format(params["timeout"]))
-    started = time.monotonic()
-    try:
-        client = connect(module)
-        api_version = kueue.detect_api_version(client, params["api_version"])
-    except (K8sError, kueue.KueueError) as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # an API answer (e.g. 403 on discovery): one line, no headers
-        if getattr(exc, "status", None) is None:
-            raise
-        module.fail_json(msg="Kubernetes API error: {0}".format(error_message(exc)))
-
-    target = Target(params)
-    description = "Kueue workloads of {0} in namespace {1} to be {2}".format(
-        "isvc " + params["isvc"] if params["isvc"] else
-        "pods " + params["pod_selector"] if params["pod_selector"] else
-        "workload " + params["workload"],
-        params["namespace"], params["state"],
-    )
-    try:
-        result = wait_for(target.sources(client, api_version), target.done, target.failed,
-                          target.summary, timeout=params["timeout"], description=description)
-        summary = target.summary(result.state)
-        error = None
-    except WaitError as exc:
-        summary = exc.last_state or {"workloads": []}
-        error = exc.message
-    try:
-        summary.update(usage_of(client, api_version, params["namespace"], params["cluster_queue"], summary["workloads"]))
-    except Exception as exc:  # usage is a bonus: never hide the wait's own outcome
-        module.warn("Could not read ClusterQueue usage: {0}".format(exc))
-    summary.update(api_version=api_version, elapsed=round(time.monotonic() - started, 3), changed=False)
-    if error:
-        module.fail_json(msg=error, **summary)
-    module.exit_json(**summary)
+    run_module(module, lambda m: follow(connect(m), m.params, m.warn))
 
 
 if __name__ == "__main__":

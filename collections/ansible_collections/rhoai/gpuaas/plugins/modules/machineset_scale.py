@@ -30,10 +30,12 @@ author:
   - rhoai.gpuaas maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - rhoai.gpuaas.wait
+  - rhoai.gpuaas.attributes
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; it does not wait in check mode.
+    description: The scale is sent with C(dryRun=All) (the API server validates it, nothing is stored); it does not wait.
   diff_mode:
     support: full
     description: Shows C(replicas) of each MachineSet before and after.
@@ -59,14 +61,11 @@ options:
     description: Number of Machines wanted in each selected MachineSet.
     type: int
     required: true
-  wait:
-    description: Wait until the MachineSets are ready (or, for 0, until their Machines and Nodes are gone).
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds to wait in total, for all selected MachineSets together.
     type: int
     default: 900
+    aliases: [timeout]
   gpu_resource:
     description: Extended resource a ready Node must publish in C(status.allocatable).
     type: str
@@ -87,8 +86,6 @@ options:
     elements: str
     default: []
 notes:
-  - The module is in the action group C(rhoai.gpuaas.k8s), so connection options can be set
-    once with C(module_defaults).
   - Nodes are found through C(Machine.status.nodeRef) or the Node annotation
     C(machine.openshift.io/machine); Node names do not have to resemble Machine names.
 seealso:
@@ -148,7 +145,7 @@ machinesets:
       type: int
       sample: 0
     replicas_after:
-      description: C(spec.replicas) after the module ran (in check mode, what it would be).
+      description: C(spec.replicas) after the module ran, as the API server answered (in check mode, its dry-run answer).
       type: int
       sample: 1
     machines:
@@ -166,6 +163,12 @@ machinesets:
       type: list
       elements: str
       sample: []
+    ready:
+      description: Whether the MachineSet stands at its C(spec.replicas) with usable GPU nodes.
+      type: bool
+    failure:
+      description: Why it cannot get there (a Failed Machine, the MachineSet's C(errorReason)), else null.
+      type: str
 elapsed:
   description: Seconds spent, including the wait.
   returned: always
@@ -173,157 +176,9 @@ elapsed:
   sample: 41.2
 """
 
-import time
-import traceback
-from typing import Any, Dict, List
-
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import (
-    K8sError,
-    auth_argument_spec,
-    connect,
-    error_message,
-    new_module,
-)
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import (
-    WaitError,
-    api_source,
-    wait_for,
-)
-from ansible_collections.rhoai.gpuaas.plugins.module_utils import machinesets as ms_lib
-
-
-def _result_entry(before: int, after: int, evaluation: Dict[str, Any]) -> Dict[str, Any]:
-    return {
-        "name": evaluation["name"],
-        "replicas_before": before,
-        "replicas_after": after,
-        "machines": evaluation["machines"],
-        "nodes": evaluation["nodes"],
-        "waiting_for": evaluation["waiting_for"],
-    }
-
-
-class Scaler:
-    """One run of the module: validate, scale, wait, report."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.params = module.params
-        self.started = time.monotonic()
-        self.client: Any = None
-        self.selected: List[Dict[str, Any]] = []
-        self.before: Dict[str, int] = {}
-        self.previous_nodes: Dict[str, frozenset] = {}
-
-    def fail(self, msg: str, **extra: Any) -> None:
-        self.module.fail_json(msg=msg, elapsed=round(time.monotonic() - self.started, 1), **extra)
-
-    def evaluate_all(self, machinesets: List[Dict[str, Any]], machines: List[Dict[str, Any]],
-                     nodes: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        by_uid = {m["metadata"]["uid"]: m for m in machinesets}
-        entries = []
-        for ms in self.selected:
-            current = by_uid.get(ms["metadata"]["uid"])
-            entry = ms_lib.evaluate(current or ms, machines, nodes, self.params["gpu_resource"],
-                                    self.params["min_gpus_per_node"], self.previous_nodes[ms["metadata"]["name"]])
-            if current is None:
-                entry.update(ready=False, failure="MachineSet {0} was deleted".format(ms["metadata"]["name"]))
-            entries.append(entry)
-        return entries
-
-    def sources(self) -> List[Any]:
-        p = self.params
-        ns = p["namespace"]
-        if p["name"]:
-            ms_source = api_source(self.client, "machinesets", ms_lib.API_VERSION, "MachineSet", ns,
-                                   field_selector="metadata.name={0}".format(p["name"]))
-        else:
-            ms_source = api_source(self.client, "machinesets", ms_lib.API_VERSION, "MachineSet", ns,
-                                   label_selector=ms_lib.join_selectors(p["label_selectors"]))
-        node_selector = ms_lib.join_selectors(p["node_selector"]) if p["replicas"] > 0 else None
-        return [
-            ms_source,
-            api_source(self.client, "machines", ms_lib.API_VERSION, "Machine", ns),
-            api_source(self.client, "nodes", "v1", "Node", label_selector=node_selector),
-        ]
-
-    def snapshot(self) -> List[Dict[str, Any]]:
-        """Current evaluation from one list of each kind (no waiting)."""
-        state = {s.name: s.list_fn()[0] for s in self.sources()}
-        return self.evaluate_all(state["machinesets"], state["machines"], state["nodes"])
-
-    def run(self) -> None:
-        p = self.params
-        if p["replicas"] < 0:
-            self.fail("replicas must be 0 or more, got {0}".format(p["replicas"]))
-        if p["label_selectors"] is not None and not ms_lib.join_selectors(p["label_selectors"]):
-            self.fail("label_selectors is empty: it would select every MachineSet in namespace '{0}'; "
-                      "give at least one selector".format(p["namespace"]))
-        if p["wait"] and p["wait_timeout"] < 1:
-            self.fail("wait_timeout must be at least 1 second, got {0}".format(p["wait_timeout"]))
-        try:
-            self.client = connect(self.module)
-            self.selected = ms_lib.select(self.client, p["namespace"], p["name"], p["label_selectors"])
-            machines = self.client.list(ms_lib.API_VERSION, "Machine", p["namespace"])[0]
-            nodes = self.client.list("v1", "Node")[0]
-        except K8sError as exc:
-            self.fail(str(exc))
-        except Exception as exc:  # discovery or API errors: report, never a traceback
-            if type(exc).__name__ == "ResourceNotFoundError":
-                self.fail("The cluster does not serve {0} MachineSet: is this OpenShift with the Machine API? "
-                          "({1})".format(ms_lib.API_VERSION, exc))
-            self.fail("Reading MachineSets in namespace '{0}' failed: {1}".format(p["namespace"], error_message(exc)),
-                      exception=traceback.format_exc())
-
-        for ms in self.selected:
-            name = ms["metadata"]["name"]
-            self.before[name] = ms_lib.spec_replicas(ms)
-            self.previous_nodes[name] = ms_lib.nodes_of(ms, machines, nodes)
-        to_scale = [ms for ms in self.selected if self.before[ms["metadata"]["name"]] != p["replicas"]]
-        changed = bool(to_scale)
-
-        if not self.module.check_mode:
-            for ms in to_scale:
-                try:
-                    ms_lib.scale(self.client, ms, p["replicas"])
-                except Exception as exc:
-                    self.fail("Scaling MachineSet '{0}' failed: {1}".format(ms["metadata"]["name"], error_message(exc)),
-                              changed=ms is not to_scale[0])
-
-        entries = self.wait_or_snapshot(changed)
-        result: Dict[str, Any] = {
-            "changed": changed,
-            "machinesets": [_result_entry(self.before[e["name"]], p["replicas"], e) for e in entries],
-            "elapsed": round(time.monotonic() - self.started, 1),
-        }
-        if self.module._diff:
-            result["diff"] = {
-                "before": {"machinesets": {n: {"replicas": r} for n, r in self.before.items()}},
-                "after": {"machinesets": {n: {"replicas": p["replicas"]} for n in self.before}},
-            }
-        self.module.exit_json(**result)
-
-    def wait_or_snapshot(self, changed: bool) -> List[Dict[str, Any]]:
-        p = self.params
-        try:
-            if not p["wait"] or self.module.check_mode:
-                return self.snapshot()
-            outcome = wait_for(
-                self.sources(),
-                done=lambda s: all(e["ready"] for e in self.evaluate_all(s["machinesets"], s["machines"], s["nodes"])),
-                failed=lambda s: next((e["failure"] for e in self.evaluate_all(s["machinesets"], s["machines"], s["nodes"])
-                                       if e["failure"]), None),
-                summary=lambda s: [_result_entry(self.before[e["name"]], p["replicas"], e)
-                                   for e in self.evaluate_all(s["machinesets"], s["machines"], s["nodes"])],
-                timeout=p["wait_timeout"],
-                description="{0} MachineSet(s) to have {1} ready replicas".format(len(self.selected), p["replicas"]),
-            )
-        except WaitError as exc:
-            self.fail(exc.message, changed=changed, machinesets=exc.last_state)
-        except K8sError as exc:
-            self.fail(str(exc), changed=changed)
-        state = outcome.state
-        return self.evaluate_all(state["machinesets"], state["machines"], state["nodes"])
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import auth_argument_spec, connect, new_module
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.machinesets import scale_machinesets
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.runner import run_module
 
 
 def main() -> None:
@@ -333,7 +188,7 @@ def main() -> None:
         namespace=dict(type="str", default="openshift-machine-api"),
         replicas=dict(type="int", required=True),
         wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=900),
+        wait_timeout=dict(type="int", default=900, aliases=["timeout"]),
         gpu_resource=dict(type="str", default="nvidia.com/gpu"),
         min_gpus_per_node=dict(type="int"),
         node_selector=dict(type="list", elements="str", default=[]),
@@ -344,7 +199,7 @@ def main() -> None:
         mutually_exclusive=[("name", "label_selectors")],
         required_one_of=[("name", "label_selectors")],
     )
-    Scaler(module).run()
+    run_module(module, lambda m: scale_machinesets(connect(m), m.params, m.check_mode, m._diff))
 
 
 if __name__ == "__main__":

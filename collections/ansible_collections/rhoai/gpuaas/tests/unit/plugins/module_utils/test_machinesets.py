@@ -186,7 +186,10 @@ class FakeClient:
     def list(self, api_version: str, kind: str, namespace: str, label_selector: Optional[str] = None) -> Any:
         return list(self.items), "1"
 
-    def patch_scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int) -> Dict[str, Any]:
+    def patch_scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int,
+                    dry_run: bool = False) -> Dict[str, Any]:
+        assert (api_version, kind) == (ms_lib.API_VERSION, "MachineSet")
+        assert dry_run is False, "scale() must not dry-run unless asked"
         self.scaled.append((name, namespace, replicas))
         return {"spec": {"replicas": replicas}}
 
