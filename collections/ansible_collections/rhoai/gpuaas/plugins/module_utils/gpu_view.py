@@ -20,12 +20,12 @@ Model states:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils import isvc as kserve
 from ansible_collections.rhoai.gpuaas.plugins.module_utils import kueue
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import api_source, wait_for
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import WaitTimeout, api_source, wait_for
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.tracking import container_trouble, pod_summary
 
 Obj = Dict[str, Any]
@@ -279,20 +279,48 @@ def _view_sources(client: Any, kueue_api: str, namespace: str, cluster_queues: S
     return sources
 
 
+def _state_view(cluster_queues: Sequence[str], models: Optional[Sequence[str]],
+                gpu_resource: str) -> Callable[[Dict[str, List[Obj]]], Obj]:
+    """The view of a waiter's state (the sources of ``_view_sources``)."""
+    def view_of(state: Dict[str, List[Obj]]) -> Obj:
+        queues = [q for name in cluster_queues for q in state["cq." + name]]
+        return build_view(queues, state["isvcs"], state["pods"], state["workloads"], models, gpu_resource)
+    return view_of
+
+
 def await_states(client: Any, kueue_api: str, namespace: str, cluster_queues: Sequence[str],
                  models: Optional[Sequence[str]], expect: Dict[str, str], timeout: float,
                  gpu_resource: str = GPU) -> Obj:
     """Watch until every model of ``expect`` is in its state; fail at once when one cannot get there."""
-    def view_of(state: Dict[str, List[Obj]]) -> Obj:
-        queues = [q for name in cluster_queues for q in state["cq." + name]]
-        return build_view(queues, state["isvcs"], state["pods"], state["workloads"], models, gpu_resource)
-
+    view_of = _state_view(cluster_queues, models, gpu_resource)
     done = wait_for(_view_sources(client, kueue_api, namespace, cluster_queues, models),
                     lambda s: not unmet(view_of(s), expect), lambda s: hopeless(view_of(s), expect),
                     lambda s: {"unmet": unmet(view_of(s), expect), "board": render(view_of(s))},
                     timeout=timeout, description="models to be " + ", ".join(
                         "{0} {1}".format(n, w) for n, w in expect.items()))
     return view_of(done.state)
+
+
+def follow(client: Any, kueue_api: str, namespace: str, cluster_queues: Sequence[str],
+           models: Optional[Sequence[str]], on_change: Callable[[Obj], None], seconds: float,
+           gpu_resource: str = GPU) -> Optional[Obj]:
+    """Call ``on_change(view)`` after every change the watches see, for ``seconds``; the last view.
+
+    What a live board (the GPU Switchboard) refreshes from: no polling, one list then watches.
+    """
+    view_of = _state_view(cluster_queues, models, gpu_resource)
+    last: Dict[str, Obj] = {}
+
+    def changed(state: Dict[str, List[Obj]]) -> bool:
+        last["view"] = view_of(state)
+        on_change(last["view"])
+        return False
+    try:
+        wait_for(_view_sources(client, kueue_api, namespace, cluster_queues, models), changed,
+                 timeout=seconds, description="the board to change")
+    except WaitTimeout:
+        pass
+    return last.get("view")
 
 
 def board(client: Any, params: Dict[str, Any]) -> Obj:

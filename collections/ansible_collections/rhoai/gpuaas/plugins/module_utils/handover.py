@@ -171,8 +171,7 @@ class Handover:
     # ------------------------------------------------------------ writing
 
     def set_stopped(self, name: str, stopped: bool) -> None:
-        self.client.patch(kserve.API_VERSION, kserve.KIND, name, self.namespace,
-                          {"metadata": {"annotations": {kserve.STOP_ANNOTATION: "true" if stopped else "false"}}},
+        self.client.patch(kserve.API_VERSION, kserve.KIND, name, self.namespace, kserve.stop_patch(stopped),
                           dry_run=self.check_mode)
 
     # ------------------------------------------------------------ waiting

@@ -55,6 +55,11 @@ class Plan:
         return self.isvc_patch is not None or self.deployment_replicas is not None
 
 
+def stop_patch(stopped: bool) -> Dict[str, Any]:
+    """The merge patch that stops (or starts) a model, as the RHOAI dashboard does."""
+    return {"metadata": {"annotations": {STOP_ANNOTATION: "true" if stopped else "false"}}}
+
+
 def deployment_name(name: str) -> str:
     """Raw-mode predictor Deployment (and HPA) name."""
     return name + "-predictor"

@@ -12,7 +12,7 @@ Public API (stable; other modules build on it):
 ``auth_argument_spec(**extra) -> dict``
     kubernetes.core's auth options (kubeconfig, context, host, api_key, validate_certs,
     ca_cert, client_cert, client_key, proxy, ...) merged with the module's own options.
-``new_module(argument_spec, **kwargs) -> AnsibleK8SModule``
+``new_module(argument_spec, **kwargs)``
     The module object ``connect`` needs (kubernetes.core's wrapper of AnsibleModule).
 ``connect(module) -> Client``
     Builds the client and probes ``/version``; raises ``K8sUnreachable`` naming the host and
@@ -35,18 +35,6 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-    AUTH_ARG_SPEC,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-    get_api_client,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
-    AnsibleK8SModule,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
-    CoreException,
-)
 
 try:
     import urllib3
@@ -80,15 +68,24 @@ class K8sUnreachable(K8sError):
     """The API server could not be reached or the client could not be configured."""
 
 
+# kubernetes.core is imported where a module needs it (options, module object, connection), so
+# that ``Client`` and the waits built on it also run outside Ansible: the GPU Switchboard
+# notebook uses them with nothing but the kubernetes library.
+
+
 def auth_argument_spec(**extra: Any) -> Dict[str, Any]:
     """kubernetes.core's auth options plus the module's own (a fresh deep copy)."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(extra)
     return spec
 
 
-def new_module(argument_spec: Dict[str, Any], **kwargs: Any) -> AnsibleK8SModule:
+def new_module(argument_spec: Dict[str, Any], **kwargs: Any) -> Any:
     """AnsibleK8SModule (checks the kubernetes library) without the pyyaml requirement."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
     kwargs.setdefault("check_pyyaml", False)
     return AnsibleK8SModule(argument_spec=argument_spec, **kwargs)
 
@@ -293,12 +290,15 @@ class Client:
         return [v.get("version") for v in body.get("versions") or [] if v.get("version")]
 
 
-def connect(module: AnsibleK8SModule) -> Client:
+def connect(module: Any) -> Client:
     """Build the client from the module's auth options and check the API answers.
 
     Raises K8sUnreachable with the host and the options to fix. The message never contains
     the token or key material.
     """
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
     try:
         k8s = get_api_client(module=module)
     except Exception as exc:
@@ -337,7 +337,7 @@ def connect(module: AnsibleK8SModule) -> Client:
     return client
 
 
-def _configured_host(module: AnsibleK8SModule) -> str:
+def _configured_host(module: Any) -> str:
     """The host the user asked for (option or K8S_AUTH_HOST), for messages only."""
     return module.params.get("host") or os.environ.get("K8S_AUTH_HOST") or "<host from kubeconfig>"
 

@@ -177,3 +177,14 @@ def test_board_with_a_missing_cluster_queue_says_what_to_do() -> None:
     cluster.add(o.isvc("m"))
     with pytest.raises(GpuaasError, match="ClusterQueue nope does not exist; deploy the quota first"):
         gpu_view.board(cluster, params(cluster_queues=["nope"]))
+
+
+def test_follow_reports_every_change_from_the_watches() -> None:
+    import threading
+    cluster = FakeCluster()
+    cluster.add(*o.baseline())
+    seen = []
+    threading.Timer(0.3, lambda: cluster.update(o.isvc("devstral-2", stopped=True))).start()
+    last = gpu_view.follow(cluster, o.KUEUE, o.NS, ["rhoai-main-queue"], MODELS,
+                           lambda v: seen.append(gpu_view.find_model(v, "devstral-2")["state"]), seconds=1.5)
+    assert seen[0] == "PENDING" and seen[-1] == "OFF" and gpu_view.find_model(last, "devstral-2")["state"] == "OFF"
