@@ -33,8 +33,10 @@ STATE = Path(os.environ.get("TESTBED_STATE", ROOT / ".testbed")).resolve()
 PKI, RUN, LOGS = STATE / "pki", STATE / "run", STATE / "logs"
 KUBECONFIG = STATE / "kubeconfig"
 UP_TIMEOUT = 120.0
-# Every port moves by this much, so that several testbeds (one per checkout) can run side by side.
-PORT_OFFSET = int(os.environ.get("TESTBED_PORT_OFFSET", "0"))
+# Several checkouts can run a testbed each: slot 0 (the default) keeps the documented ports; slot N
+# (TESTBED_SLOT=1..99, or the older TESTBED_PORT_OFFSET=N*100) packs every port into a block of its
+# own, 20000 + 64*N onwards, which no other slot's ports (nor SeaweedFS's gRPC ports, +10000) reach.
+SLOT = int(os.environ.get("TESTBED_SLOT") or int(os.environ.get("TESTBED_PORT_OFFSET") or 0) // 100)
 
 _BASE_PORTS = {
     "etcd": 12379, "etcd_peer": 12380, "apiserver": 16443, "kcm": 17257, "scheduler": 17259,
@@ -42,7 +44,7 @@ _BASE_PORTS = {
     "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
     "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
 }
-PORTS = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
+PORTS = dict(_BASE_PORTS) if SLOT == 0 else {name: 20000 + 64 * SLOT + i for i, name in enumerate(_BASE_PORTS)}
 API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
 COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
