@@ -32,7 +32,7 @@ ROOT = HERE.parent
 STATE = Path(os.environ.get("TESTBED_STATE", ROOT / ".testbed")).resolve()
 PKI, RUN, LOGS = STATE / "pki", STATE / "run", STATE / "logs"
 KUBECONFIG = STATE / "kubeconfig"
-UP_TIMEOUT = 120.0
+UP_TIMEOUT = float(os.environ.get("TESTBED_UP_TIMEOUT", "300"))
 # Several checkouts can run a testbed each: slot 0 (the default) keeps the documented ports; slot N
 # (TESTBED_SLOT=1..99, or the older TESTBED_PORT_OFFSET=N*100) packs every port into a block of its
 # own, 20000 + 64*N onwards, which no other slot's ports (nor SeaweedFS's gRPC ports, +10000) reach.

@@ -86,7 +86,7 @@ def problems(models: Sequence[Obj], flavors: Sequence[Obj], covered: Sequence[st
         for resource, quota in flavor["quota"].items():
             terms = [(model_requests(m, gpu_resource).get(resource), m["name"]) for m in mine]
             terms = [(amount, n) for amount, n in terms if amount is not None]
-            if sum(parse_quantity(a) for a, _ in terms) > parse_quantity(quota) + 1e-9:
+            if sum(parse_quantity(term[0]) for term in terms) > parse_quantity(quota) + 1e-9:
                 found.append("the models that will be on do not fit flavor {0}: {1} {2} > quota {3}".format(
                     flavor["name"], resource, " + ".join("{0} ({1})".format(a, n) for a, n in terms), quota))
     return found

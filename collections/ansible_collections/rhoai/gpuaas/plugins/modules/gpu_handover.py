@@ -115,6 +115,7 @@ attributes:
     description: Runs the preflight (the Kueue probe is a dry run anyway) and sends the stop with C(dryRun=All); no wait, no Lease.
   diff_mode:
     support: none
+    description: The timeline and the board tell what changed.
 requirements:
   - "python >= 3.9"
   - "kubernetes >= 24.2.0"

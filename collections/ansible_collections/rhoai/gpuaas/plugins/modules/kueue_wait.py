@@ -76,6 +76,7 @@ attributes:
     description: Read-only; check mode behaves like a normal run.
   diff_mode:
     support: none
+    description: Read-only; nothing to compare.
 requirements:
   - "python >= 3.9"
   - "kubernetes >= 24.2.0"

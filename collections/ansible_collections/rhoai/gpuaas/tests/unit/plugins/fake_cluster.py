@@ -151,7 +151,7 @@ class FakeCluster:
             raise FakeApiError(403, 'admission webhook denied the request: {0}'.format(message))
 
     def _served(self, api_version: str) -> None:
-        group, _, version = api_version.rpartition("/")
+        group, _slash, version = api_version.rpartition("/")
         if group in self.served and version not in self.served[group]:
             raise FakeApiError(404, "the server could not find the requested resource")
 
@@ -165,7 +165,7 @@ class FakeCluster:
              field_selector: Optional[str] = None) -> Tuple[List[Obj], str]:
         self._served(api_version)
         with self.cond:
-            items = [copy.deepcopy(o) for (av, k, ns, _), o in sorted(self.objects.items())
+            items = [copy.deepcopy(o) for (av, k, ns, _name), o in sorted(self.objects.items())
                      if av == api_version and k == kind and (namespace is None or ns == namespace)
                      and matches(o, label_selector, field_selector)]
             return items, str(self.last_rv)
@@ -184,7 +184,7 @@ class FakeCluster:
                         return
                     self.cond.wait(min(left, 0.05))
                     continue
-            for rv, event, (av, k, ns, _), obj in fresh:
+            for _rv, event, (av, k, ns, _name), obj in fresh:
                 sent += 1
                 if av == api_version and k == kind and (namespace is None or ns == namespace) \
                         and matches(obj, label_selector, field_selector):

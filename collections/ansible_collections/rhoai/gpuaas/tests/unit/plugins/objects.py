@@ -89,7 +89,7 @@ def cluster_queue(name: str = "rhoai-main-queue", used: Optional[Dict[str, int]]
             {"name": f, "resources": [{"name": GPU, "nominalQuota": str(n)}, {"name": "cpu", "nominalQuota": "48"},
                                       {"name": "memory", "nominalQuota": "192Gi"}]} for f, n in flavors]}]},
         "status": {"flavorsUsage": [{"name": f, "resources": [{"name": GPU, "total": str(used.get(f, 0))}]}
-                                    for f, _ in flavors if used.get(f)]},
+                                    for f, _nominal in flavors if used.get(f)]},
     }
 
 
