@@ -301,7 +301,7 @@ def render_names(inventory: Path, api: str, tmp_path: Path) -> list[dict[str, An
                                                                  "dest": str(out), "mode": "0600"}}]}]))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "K8S_AUTH_HOST": api, "K8S_AUTH_API_KEY": TOKEN,
            "K8S_AUTH_VERIFY_SSL": "false", "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-           "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp")}
+           "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "TMPDIR": str(tmp_path)}
     env.pop("K8S_AUTH_KUBECONFIG", None)
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
