@@ -45,7 +45,7 @@ test: test-unit test-sanity test-lint test-build testbed-up test-integration tes
 
 test-unit: deps
 	cd collections && $(BIN)/python -m pytest -q -p no:cacheprovider ansible_collections/rhoai/gpuaas/tests/unit
-	$(PY) -m pytest -q -p no:cacheprovider tests/testbed tests/test_aap_config.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/testbed tests/test_aap_config.py tests/test_kind_scenario.py tests/test_inventory_schema.py
 
 test-sanity: deps
 	cd $(COLLECTION) && $(BIN)/ansible-test sanity --python 3.11 --color no
