@@ -90,3 +90,80 @@ def problems(models: Sequence[Obj], flavors: Sequence[Obj], covered: Sequence[st
                 found.append("the models that will be on do not fit flavor {0}: {1} {2} > quota {3}".format(
                     flavor["name"], resource, " + ".join("{0} ({1})".format(a, n) for a, n in terms), quota))
     return found
+
+
+# ---------------------------------------------------------------- manifests
+
+TP_FLAGS = ("--tensor-parallel-size", "-tp")
+PROFILE_NAME = "opendatahub.io/hardware-profile-name"
+PROFILE_NAMESPACE = "opendatahub.io/hardware-profile-namespace"
+
+
+def has_flag(args: Sequence[str], flags: Sequence[str]) -> bool:
+    """An argument list sets one of ``flags`` (``--flag=value`` or ``--flag value``)."""
+    return any(str(a).split("=", 1)[0] in flags for a in args)
+
+
+def model_args(model: Obj) -> List[str]:
+    """The model's vLLM arguments; ``--tensor-parallel-size`` follows its GPUs unless given.
+
+    48 GB of BF16 weights do not fit one 24 GB L4: a 4-GPU model must shard them (vLLM's
+    tensor parallelism), or vLLM loads everything onto GPU 0 and runs out of memory.
+    """
+    args = [str(a) for a in model.get("args") or []]
+    if int(model["gpus"]) > 1 and not has_flag(args, TP_FLAGS):
+        args.append("--tensor-parallel-size={0}".format(int(model["gpus"])))
+    return args
+
+
+def model_env(model: Obj) -> List[Obj]:
+    """``env`` as a dict (sorted) or a list of EnvVar objects, kept as given."""
+    env = model.get("env") or []
+    if isinstance(env, dict):
+        return [{"name": k, "value": str(v)} for k, v in sorted(env.items())]
+    return list(env)
+
+
+def isvc_manifest(model: Obj, settings: Obj, plan_entry: Obj) -> Obj:
+    """The InferenceService of one model, as the RHOAI dashboard would write it.
+
+    ``settings``: namespace, local_queue, deployment_mode, runtime, connection, gpu_resource,
+    hardware_profile_namespace. ``plan_entry``: this model's ``plan_states`` entry; the stop
+    annotation is only written when ``set_state`` (afterwards the handover owns it).
+    """
+    gpu = settings["gpu_resource"]
+    requests = model_requests(model, gpu)
+    limits = dict(requests)
+    if model.get("cpu_limit") is not None:
+        limits["cpu"] = str(model["cpu_limit"])
+    if model.get("memory_limit") is not None:
+        limits["memory"] = str(model["memory_limit"])
+    annotations = {"serving.kserve.io/deploymentMode": settings["deployment_mode"],
+                   "openshift.io/display-name": model.get("display_name") or model["name"]}
+    if plan_entry["set_state"]:
+        annotations[STOP_ANNOTATION] = "false" if plan_entry["on"] else "true"
+    if model.get("hardware_profile"):
+        annotations[PROFILE_NAME] = model["hardware_profile"]
+        annotations[PROFILE_NAMESPACE] = settings["hardware_profile_namespace"]
+    spec_model: Obj = {"modelFormat": {"name": "vLLM"}, "runtime": model.get("runtime") or settings["runtime"],
+                       "storageUri": model["storage_uri"], "resources": {"requests": requests, "limits": limits}}
+    if str(model["storage_uri"]).startswith("s3://"):
+        spec_model["storage"] = {"key": settings["connection"]}
+    args = model_args(model)
+    if args:
+        spec_model["args"] = args
+    env = model_env(model)
+    if env:
+        spec_model["env"] = env
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": model["name"], "namespace": settings["namespace"],
+                     "labels": {"kueue.x-k8s.io/queue-name": settings["local_queue"], "opendatahub.io/dashboard": "true"},
+                     "annotations": annotations},
+        "spec": {"predictor": {
+            "minReplicas": 1, "maxReplicas": 1,
+            # RollingUpdate would start the new pod while the old one holds the quota: a deadlock under Kueue.
+            "deploymentStrategy": {"type": "Recreate"},
+            "tolerations": [{"key": gpu, "operator": "Exists", "effect": "NoSchedule"}],
+            "model": spec_model}},
+    }

@@ -62,3 +62,42 @@ def test_preflight_adds_quantities_with_units_per_flavor() -> None:
     assert found == ["the models that will be on do not fit flavor nvidia-l4-4gpu: memory 100Gi (x) + 100Gi (y) > quota 192Gi"]
     off = [dict(m, state="off") for m in on]
     assert serving.problems(off, FLAVORS, COVERED, o.GPU, "q", serving.plan_states([], off, False, True)) == []
+
+
+SETTINGS = {"namespace": "private-ai", "local_queue": "default", "deployment_mode": "RawDeployment",
+            "runtime": "vllm-runtime", "connection": "models", "gpu_resource": o.GPU,
+            "hardware_profile_namespace": "redhat-ods-applications"}
+
+
+def test_a_four_gpu_model_gets_tensor_parallelism_unless_its_args_set_it() -> None:
+    bf16 = model("bf16", 4, "nvidia-l4-4gpu", args=["--tool-call-parser=mistral"])
+    manifest = serving.isvc_manifest(bf16, SETTINGS, {"on": True, "set_state": True})
+    assert manifest["spec"]["predictor"]["model"]["args"] == ["--tool-call-parser=mistral", "--tensor-parallel-size=4"]
+    given = model("x", 4, "nvidia-l4-4gpu", args=["-tp", "2"])
+    assert serving.isvc_manifest(given, SETTINGS, {"on": True, "set_state": False})["spec"]["predictor"]["model"]["args"] == ["-tp", "2"]
+    one = serving.isvc_manifest(model("y", 1, "nvidia-l4-1gpu"), SETTINGS, {"on": True, "set_state": False})
+    assert "args" not in one["spec"]["predictor"]["model"]
+
+
+def test_the_manifest_carries_queue_profile_limits_connection_and_state() -> None:
+    m = model("bf16", 4, "nvidia-l4-4gpu", cpu="16", memory="64Gi", cpu_limit=32, memory_limit="128Gi",
+              hardware_profile="nvidia-l4-4gpu", env={"LD_LIBRARY_PATH": "/usr/local/nvidia/lib64"})
+    manifest = serving.isvc_manifest(m, SETTINGS, {"on": False, "set_state": True})
+    meta, pred = manifest["metadata"], manifest["spec"]["predictor"]
+    assert meta["labels"]["kueue.x-k8s.io/queue-name"] == "default"
+    assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "RawDeployment", "openshift.io/display-name": "bf16",
+                                   "serving.kserve.io/stop": "true",
+                                   "opendatahub.io/hardware-profile-name": "nvidia-l4-4gpu",
+                                   "opendatahub.io/hardware-profile-namespace": "redhat-ods-applications"}
+    assert pred["deploymentStrategy"] == {"type": "Recreate"}
+    assert pred["model"]["resources"] == {"requests": {"cpu": "16", "memory": "64Gi", o.GPU: "4"},
+                                          "limits": {"cpu": "32", "memory": "128Gi", o.GPU: "4"}}
+    assert pred["model"]["storage"] == {"key": "models"}
+    assert pred["model"]["env"] == [{"name": "LD_LIBRARY_PATH", "value": "/usr/local/nvidia/lib64"}]
+
+
+def test_an_oci_model_has_no_data_connection_and_a_kept_state_is_not_written() -> None:
+    m = model("int4", 1, "nvidia-l4-1gpu", storage_uri="oci://registry.redhat.io/rhelai1/modelcar-x:1.5")
+    manifest = serving.isvc_manifest(m, SETTINGS, {"on": True, "set_state": False})
+    assert "storage" not in manifest["spec"]["predictor"]["model"]
+    assert "serving.kserve.io/stop" not in manifest["metadata"]["annotations"]
