@@ -150,13 +150,13 @@ def render(view: Obj, title: Optional[str] = None) -> List[str]:
     """The board as readable lines: a bar per flavor, then a line per model."""
     lines = [title] if title else []
     width = max([len(f["name"]) for f in view["flavors"]] or [10])
-    bar = max([f["nominal"] for f in view["flavors"]] or [1])
+    bar_width = max([f["nominal"] for f in view["flavors"]] or [1])
     for queue in view["cluster_queues"]:
         lines.append("ClusterQueue {0} (live usage of {1})".format(queue["name"], view["gpu_resource"]))
         for flavor in queue["flavors"]:
             free = max(flavor["nominal"] - flavor["used"], 0)
             lines.append("  {0}  {1}  {2}/{3}  {4}".format(
-                flavor["name"].ljust(width), ("█" * flavor["used"] + "░" * free).ljust(bar),
+                flavor["name"].ljust(width), ("█" * flavor["used"] + "░" * free).ljust(bar_width),
                 flavor["used"], flavor["nominal"], ", ".join(flavor["models"])).rstrip())
     lines.append("  GPUs in use: {0}/{1}".format(view["used"], view["nominal"]))
     mwidth = max([len(m["name"]) for m in view["models"]] or [10])
@@ -269,7 +269,7 @@ def read_view(client: Any, kueue_api: str, namespace: str, cluster_queues: Optio
         cq = client.get(kueue_api, "ClusterQueue", name)
         if cq is None:
             raise GpuaasError("ClusterQueue {0} does not exist; deploy the quota first (deploy.yml), or fix "
-                                   "the cluster_queue option.".format(name))
+                              "the cluster_queue option.".format(name))
         queues.append(cq)
     return build_view(queues, isvcs, pods, workloads, models, gpu_resource)
 
@@ -377,7 +377,7 @@ def board(client: Any, params: Dict[str, Any]) -> Obj:
         why = hopeless(view, expect)
         if why or not params["wait"]:
             raise GpuaasError("Not as expected: {0}".format(why or "; ".join(unmet(view, expect))),
-                                   board=render(view, params["title"]), models=view["models"])
+                              board=render(view, params["title"]), models=view["models"])
         queues = [q["name"] for q in view["cluster_queues"]]
         view = await_states(client, kueue_api, params["namespace"], queues, models, expect,
                             params["wait_timeout"], params["gpu_resource"])

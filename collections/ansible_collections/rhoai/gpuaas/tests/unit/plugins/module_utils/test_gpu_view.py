@@ -12,7 +12,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasE
 from ansible_collections.rhoai.gpuaas.tests.unit.plugins import objects as o
 from ansible_collections.rhoai.gpuaas.tests.unit.plugins.fake_cluster import FakeCluster
 
-MODELS = ["mistral-3-bf16", "mistral-3-int4", "devstral-2"]
+MODELS = ("mistral-3-bf16", "mistral-3-int4", "devstral-2")
 
 
 def view_of(objs, models=MODELS):
