@@ -193,6 +193,45 @@ def explain_pending(view: Obj, name: str) -> List[str]:
     return lines
 
 
+def settled(view: Obj, name: str) -> bool:
+    """Whether ``name`` has arrived where a start or stop leads, so a one-shot switch can stop watching.
+
+    ON, FAILING and ABSENT are where it stays; PENDING once Kueue gave its verdict (a message);
+    OFF once its pods are gone, since only then has Kueue given its GPUs back to the ClusterQueue.
+    STARTING, and PENDING without a verdict yet, are on the way.
+    """
+    model = find_model(view, name)
+    state = model["state"]
+    if state == "OFF":
+        return not model.get("pods")
+    if state == "PENDING":
+        return bool(model.get("message"))
+    return state != "STARTING"
+
+
+# ---------------------------------------------------------------- switching
+
+
+def switch(client: Any, namespace: str, name: str, on: Optional[bool] = None, dry_run: bool = False) -> Obj:
+    """Turn a model on or off with the stop annotation, as the RHOAI dashboard does; ``on=None`` flips it.
+
+    Only the annotation is written (never replicas): KServe then deletes or recreates the
+    predictor and Kueue admits or queues it; ``follow`` shows where that leads. Returns
+    ``name``, ``namespace``, ``was_on``, ``on`` and ``changed`` (nothing is written when the
+    model already is as asked). ``dry_run`` asks the API server without storing.
+    """
+    isvc = client.get(kserve.API_VERSION, kserve.KIND, name, namespace)
+    if isvc is None:
+        raise GpuaasError("InferenceService {0} does not exist in namespace {1}; check the model name "
+                          "(and the namespace) you asked to switch.".format(name, namespace))
+    was_on = not kserve.is_stopped(isvc)
+    want_on = (not was_on) if on is None else bool(on)
+    changed = want_on != was_on
+    if changed:
+        client.patch(kserve.API_VERSION, kserve.KIND, name, namespace, kserve.stop_patch(not want_on), dry_run=dry_run)
+    return {"name": name, "namespace": namespace, "was_on": was_on, "on": want_on, "changed": changed}
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -303,10 +342,12 @@ def await_states(client: Any, kueue_api: str, namespace: str, cluster_queues: Se
 
 def follow(client: Any, kueue_api: str, namespace: str, cluster_queues: Sequence[str],
            models: Optional[Sequence[str]], on_change: Callable[[Obj], None], seconds: float,
-           gpu_resource: str = GPU) -> Optional[Obj]:
+           gpu_resource: str = GPU, until: Optional[Callable[[Obj], bool]] = None) -> Optional[Obj]:
     """Call ``on_change(view)`` after every change the watches see, for ``seconds``; the last view.
 
     What a live board (the GPU Switchboard) refreshes from: no polling, one list then watches.
+    ``until(view)``, asked after each ``on_change``, ends the following early when it is true
+    (e.g. ``settled`` after a switch, or a stop request of the board).
     """
     view_of = _state_view(cluster_queues, models, gpu_resource)
     last: Dict[str, Obj] = {}
@@ -314,7 +355,7 @@ def follow(client: Any, kueue_api: str, namespace: str, cluster_queues: Sequence
     def changed(state: Dict[str, List[Obj]]) -> bool:
         last["view"] = view_of(state)
         on_change(last["view"])
-        return False
+        return bool(until and until(last["view"]))
     try:
         wait_for(_view_sources(client, kueue_api, namespace, cluster_queues, models), changed,
                  timeout=seconds, description="the board to change")

@@ -22,6 +22,10 @@ Public API (stable; other modules build on it):
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
 ``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
     ``error_message(exc)`` (one line for an ApiException, no headers).
+``standalone_client(kubeconfig="", context=None) -> Client``
+    The same Client without Ansible (the GPU Switchboard notebook): a kubeconfig file, else
+    the pod's service account in a cluster, else the default kubeconfig
+    (``standalone_configuration`` makes that choice).
 
 Objects are always plain ``dict`` (never ``ResourceInstance``), so module logic stays pure
 and testable with literal dicts.
@@ -32,19 +36,25 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 
 try:
     import urllib3
+    from kubernetes import client as k8s_api
+    from kubernetes import config as k8s_config
     from kubernetes import watch as k8s_watch
     from kubernetes.config import ConfigException
+    from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
+    from kubernetes.dynamic import DynamicClient
 except ImportError:
     # AnsibleK8SModule fails with missing_required_lib before any of this is used.
     urllib3 = None
-    k8s_watch = None
+    k8s_api = k8s_config = k8s_watch = InClusterConfigLoader = DynamicClient = None
     ConfigException = Exception
+    SERVICE_TOKEN_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    SERVICE_CERT_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
 # (connect, read) seconds for ordinary requests: a dead API must not hang a module.
 REQUEST_TIMEOUT = (10, 60)
@@ -315,26 +325,80 @@ def connect(module: Any) -> Client:
             ) from exc
         raise
     host = getattr(k8s.configuration, "host", None) or "<unknown host>"
-    client = Client(k8s.client, host)
+    return _probe(Client(k8s.client, host), "api_key / client_cert / client_key / kubeconfig", CONNECTION_HINT)
+
+
+def _probe(client: Client, credentials: str, hint: str) -> Client:
+    """GET /version: the client, or K8sUnreachable naming the host and what to check."""
     try:
         resp = client.dynamic.request("get", "/version", serialize=False, _request_timeout=PROBE_TIMEOUT)
         json.loads(resp.data)
     except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status in (401, 403):
-            raise K8sUnreachable(
-                "The Kubernetes API at {0} refused the credentials (HTTP {1}). Check "
-                "api_key / client_cert / client_key / kubeconfig.".format(host, status)
-            ) from exc
-        if status is not None and status not in RETRIABLE_STATUS:
+        error = _unreachable(exc, client.host, credentials, hint)
+        if error is None:
             # An answer, even an odd one, proves the API is reachable.
             return client
-        raise K8sUnreachable(
-            "The Kubernetes API at {0} is unreachable: {1}. {2}".format(
-                host, _short_reason(exc), CONNECTION_HINT
-            )
-        ) from exc
+        raise error from exc
     return client
+
+
+def _unreachable(exc: BaseException, host: str, credentials: str, hint: str) -> Optional[K8sUnreachable]:
+    """The error to raise for a failed first request; None when the API did answer (not 401/403/5xx)."""
+    status = getattr(exc, "status", None)
+    if status in (401, 403):
+        return K8sUnreachable("The Kubernetes API at {0} refused the credentials (HTTP {1}). Check {2}.".format(
+            host, status, credentials))
+    if status is not None and status not in RETRIABLE_STATUS:
+        return None
+    return K8sUnreachable("The Kubernetes API at {0} is unreachable: {1}. {2}".format(host, _short_reason(exc), hint))
+
+
+STANDALONE_HINT = ("Pass a kubeconfig file, or run in a workbench whose service account may read the "
+                   "models (in a cluster, KUBERNETES_SERVICE_HOST is set).")
+
+
+def standalone_configuration(kubeconfig: str = "", context: Optional[str] = None,
+                             environ: Optional[Mapping[str, str]] = None,
+                             token_file: str = SERVICE_TOKEN_FILENAME, cert_file: str = SERVICE_CERT_FILENAME) -> Any:
+    """The kubernetes ``Configuration`` for a caller without Ansible, in the order a workbench needs.
+
+    ``kubeconfig`` when given; else, in a pod (``KUBERNETES_SERVICE_HOST`` set), its service
+    account's token and CA (``token_file``/``cert_file``); else ``KUBECONFIG`` or
+    ``~/.kube/config``. A kubeconfig is never written back (no token refresh persisted).
+    """
+    environ = os.environ if environ is None else environ
+    configuration = k8s_api.Configuration()
+    try:
+        if kubeconfig:
+            path = os.path.expanduser(kubeconfig)
+            if not os.path.isfile(path):
+                raise K8sUnreachable("kubeconfig {0} is not a file. {1}".format(kubeconfig, STANDALONE_HINT))
+            k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
+                                        persist_config=False)
+        elif environ.get("KUBERNETES_SERVICE_HOST"):
+            InClusterConfigLoader(token_filename=token_file, cert_filename=cert_file,
+                                  environ=environ).load_and_set(configuration)
+        else:
+            k8s_config.load_kube_config(config_file=environ.get("KUBECONFIG") or "~/.kube/config", context=context,
+                                        client_configuration=configuration, persist_config=False)
+    except ConfigException as exc:
+        raise K8sUnreachable("Could not configure the Kubernetes client: {0}. {1}".format(exc, STANDALONE_HINT)) from exc
+    return configuration
+
+
+def standalone_client(kubeconfig: str = "", context: Optional[str] = None) -> Client:
+    """A Client without Ansible (see ``standalone_configuration``), probed like ``connect``'s."""
+    configuration = standalone_configuration(kubeconfig, context)
+    credentials = "the kubeconfig's user" if kubeconfig else "the service account's token or the kubeconfig's user"
+    try:
+        # Discovery reads /version here unless its cache file (per host, in the temp dir) has it.
+        dynamic = DynamicClient(k8s_api.ApiClient(configuration))
+    except Exception as exc:
+        error = _unreachable(exc, configuration.host, credentials, STANDALONE_HINT)
+        if error is None:
+            raise
+        raise error from exc
+    return _probe(Client(dynamic, configuration.host), credentials, STANDALONE_HINT)
 
 
 def _configured_host(module: Any) -> str:

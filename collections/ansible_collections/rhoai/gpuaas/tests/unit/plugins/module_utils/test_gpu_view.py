@@ -188,3 +188,86 @@ def test_follow_reports_every_change_from_the_watches() -> None:
     last = gpu_view.follow(cluster, o.KUEUE, o.NS, ["rhoai-main-queue"], MODELS,
                            lambda v: seen.append(gpu_view.find_model(v, "devstral-2")["state"]), seconds=1.5)
     assert seen[0] == "PENDING" and seen[-1] == "OFF" and gpu_view.find_model(last, "devstral-2")["state"] == "OFF"
+
+
+def test_follow_stops_as_soon_as_until_holds() -> None:
+    import threading
+    cluster = FakeCluster()
+    cluster.add(*o.baseline())
+    seen = []
+
+    def on_change(view) -> None:
+        seen.append(states(view))
+        if states(view)["devstral-2"] == "OFF":  # a change the watches would see, were they still open
+            cluster.update(o.isvc("mistral-3-bf16", stopped=True))
+    threading.Timer(0.3, lambda: cluster.update(o.isvc("devstral-2", stopped=True))).start()
+    last = gpu_view.follow(cluster, o.KUEUE, o.NS, ["rhoai-main-queue"], MODELS, on_change, seconds=3,
+                           until=lambda v: gpu_view.find_model(v, "devstral-2")["state"] == "OFF")
+    assert [s["devstral-2"] for s in seen] == ["PENDING", "OFF"]
+    assert states(last) == {"mistral-3-bf16": "ON", "mistral-3-int4": "ON", "devstral-2": "OFF"}
+
+
+def with_devstral(isvc_kw, pod_kw=None, workload_kw=None):
+    """The baseline's other two models, and devstral-2 as given (no pod when ``pod_kw`` is None)."""
+    objs = [obj for obj in o.baseline() if "devstral-2" not in obj["metadata"]["name"]]
+    objs.append(o.isvc("devstral-2", **isvc_kw))
+    if pod_kw is not None:
+        dev_pod = o.pod("devstral-2", **pod_kw)
+        objs += [dev_pod, o.workload(dev_pod, **(workload_kw or {}))]
+    return objs
+
+
+@pytest.mark.parametrize("isvc_kw, pod_kw, workload_kw, settled", [
+    ({"ready": False}, {"gated": True, "ready": False}, {"pending": o.PENDING_4}, True),   # PENDING, Kueue's verdict
+    ({"ready": False}, {"gated": True, "ready": False}, {}, False),                        # gated, no verdict yet
+    ({"stopped": True}, {"terminating": True}, {"admitted_to": "nvidia-l4-4gpu"}, False),  # OFF, pod still there
+    ({"stopped": True}, None, None, True),                                                 # OFF, pods gone
+    ({"ready": False}, {"ready": False}, {"admitted_to": "nvidia-l4-4gpu"}, False),        # STARTING
+    ({}, {}, {"admitted_to": "nvidia-l4-4gpu"}, True),                                     # ON
+])
+def test_settled_tells_where_a_switch_leads(isvc_kw, pod_kw, workload_kw, settled) -> None:
+    assert gpu_view.settled(view_of(with_devstral(isvc_kw, pod_kw, workload_kw)), "devstral-2") is settled
+
+
+def test_settled_for_a_model_that_is_not_there() -> None:
+    assert gpu_view.settled(view_of(o.baseline()), "nope") is True
+
+
+@pytest.mark.parametrize("stopped, on, annotation, was_on, now_on", [
+    (True, None, "false", False, True),    # flip: off -> on
+    (False, None, "true", True, False),    # flip: on -> off
+    (True, True, "false", False, True),
+    (False, False, "true", True, False),
+])
+def test_switch_writes_only_the_stop_annotation(stopped, on, annotation, was_on, now_on) -> None:
+    cluster = FakeCluster()
+    cluster.add(o.isvc("m", stopped=stopped))
+    before = cluster.find(o.ISVC, "InferenceService", "m", o.NS)
+    result = gpu_view.switch(cluster, o.NS, "m", on)
+    assert result == {"name": "m", "namespace": o.NS, "was_on": was_on, "on": now_on, "changed": True}
+    assert [w["body"] for w in cluster.written("patch", dry_run=False)] == [
+        {"metadata": {"annotations": {"serving.kserve.io/stop": annotation}}}]
+    after = cluster.find(o.ISVC, "InferenceService", "m", o.NS)
+    assert after["spec"] == before["spec"]
+
+
+def test_switch_to_the_state_it_is_in_writes_nothing() -> None:
+    cluster = FakeCluster()
+    cluster.add(o.isvc("m", stopped=True))
+    assert gpu_view.switch(cluster, o.NS, "m", on=False)["changed"] is False
+    assert cluster.writes == []
+
+
+def test_switch_dry_run_asks_the_server_and_stores_nothing() -> None:
+    cluster = FakeCluster()
+    cluster.add(o.isvc("m"))
+    assert gpu_view.switch(cluster, o.NS, "m", on=False, dry_run=True)["changed"] is True
+    assert [w["dry_run"] for w in cluster.writes] == [True]
+    assert cluster.find(o.ISVC, "InferenceService", "m", o.NS)["metadata"]["annotations"]["serving.kserve.io/stop"] == "false"
+
+
+def test_switch_of_an_unknown_model_names_it_and_writes_nothing() -> None:
+    cluster = FakeCluster()
+    with pytest.raises(GpuaasError, match="InferenceService nope does not exist in namespace private-ai"):
+        gpu_view.switch(cluster, o.NS, "nope")
+    assert cluster.writes == []
