@@ -485,8 +485,10 @@ class Simulator:
             # a restarted simulator continues from what the pod already shows
             before = previous.get(step.name) or {}
             step.restarts = step.failures = int(before.get("restartCount") or 0)
-            if step.name == MAIN and before.get("ready") and "running" in (before.get("state") or {}):
+            running = (before.get("state") or {}).get("running")
+            if step.name == MAIN and before.get("ready") and running:
                 run.resume_ready = True
+                step.started_at = it.parse_time(running["startedAt"]) if running.get("startedAt") else None
         done = {c["name"]: c for c in status.get("initContainerStatuses") or []
                 if ((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0}
         for step in run.inits:
@@ -583,11 +585,17 @@ class Simulator:
             run.served_names = fit.parse_args(argv).served_names()
         except fit.ArgError:
             run.served_names = []
+        if run.resume_ready and step.verdict.outcome == "ready":
+            # vLLM was serving before this simulator restarted: it still is, nothing restarts
+            run.resume_ready = False
+            step.state, step.reason, step.message, step.ready = "running", "", "", True
+            step.started_at = step.started_at or now()
+            run.max_model_len = step.verdict.max_model_len
+            return
+        run.resume_ready = False
         self._start(step)
         self._write_log(run, step, step.verdict.log)
-        seconds = 0.0 if run.resume_ready and step.verdict.outcome == "ready" else step.verdict.seconds
-        run.resume_ready = False
-        step.due = mono + seconds * self.time_scale
+        step.due = mono + step.verdict.seconds * self.time_scale
         waits.append(step.due - mono)
 
     # ---- transitions --------------------------------------------------------------------------------
@@ -694,8 +702,8 @@ class Simulator:
         status = self.render(run, pod, node)
         current = pod.get("status") or {}
         ready_now = {c["type"]: c.get("status") for c in current.get("conditions") or []}
-        # re-assert after someone else (kube-controller-manager after an outage) changed Ready
-        drift = ready_now.get("Ready") != run.conditions["Ready"][0]
+        # re-assert, once the node is Ready again, what kube-controller-manager changed during an outage
+        drift = ready_now.get("Ready") != run.conditions["Ready"][0] and it.is_node_ready(node)
         digest = json.dumps(status, sort_keys=True, default=str)
         if digest == run.last_patch and not drift:
             return
