@@ -43,8 +43,23 @@ _BASE_PORTS = {
     "kwok": 17247, "kueue_webhook": 17443, "kueue_metrics": 17444, "kueue_health": 17445,
     "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
     "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
+    # first of VLLM_ENDPOINT_PORTS ports for vllm_sim's stand-in endpoints
+    "vllm_endpoints": 18600,
 }
-PORTS = dict(_BASE_PORTS) if SLOT == 0 else {name: 20000 + 64 * SLOT + i for i, name in enumerate(_BASE_PORTS)}
+VLLM_ENDPOINT_PORTS = 20
+_BLOCK = 64  # a slot's ports: the named ones from the start, vllm_sim's endpoint range at the end
+
+
+def _slot_ports(slot: int) -> dict[str, int]:
+    start = 20000 + _BLOCK * slot
+    names = [n for n in _BASE_PORTS if n != "vllm_endpoints"]
+    assert len(names) <= _BLOCK - VLLM_ENDPOINT_PORTS, "a testbed slot has no room for more ports"
+    ports = {name: start + i for i, name in enumerate(names)}
+    ports["vllm_endpoints"] = start + _BLOCK - VLLM_ENDPOINT_PORTS
+    return ports
+
+
+PORTS = dict(_BASE_PORTS) if SLOT == 0 else _slot_ports(SLOT)
 API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
 COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
@@ -59,6 +74,7 @@ IDENTITIES = {
     "kueue": ("kueue-controller-manager", "system:masters"),
     "kserve": ("kserve-controller-manager", "system:masters"),
     "cloud-sim": ("cloud-simulator", "system:masters"),
+    "vllm-sim": ("vllm-simulator", "system:masters"),
 }
 # Kueue's metrics server reads this fixed path when its internal cert management is off.
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
@@ -158,6 +174,28 @@ def prepare() -> None:
     cloud = STATE / "cloud.json"
     if not cloud.exists():
         cloud.write_text(json.dumps({"boot_delay_seconds": 3, "unavailable_instance_types": []}, indent=2))
+    vllm = STATE / "vllm.json"
+    if not vllm.exists():
+        vllm.write_text(json.dumps({"time_scale": 0.05}, indent=2))
+    write_kwok_pod_ready(binaries()["kwok-stages"] / "pod-ready.yaml", STATE / "kwok-stages" / "pod-ready.yaml")
+
+
+# kwok leaves predictor pods to vllm_sim.py: its pod-ready stages skip pods with this label.
+NOT_PREDICTOR = {"key": '.metadata.labels["serving.kserve.io/inferenceservice"]', "operator": "DoesNotExist"}
+
+
+def write_kwok_pod_ready(upstream: Path, out: Path) -> None:
+    """kwok's own pod-ready stage with one more selector term, so predictor pods stay Pending for vllm_sim."""
+    import yaml
+    stage = yaml.safe_load(upstream.read_text())
+    stage["spec"]["selector"]["matchExpressions"].append(NOT_PREDICTOR)
+    install_file(out, yaml.safe_dump(stage, sort_keys=False).encode())
+
+
+def kwok_stage_files(upstream: Path) -> list[Path]:
+    """kwok's upstream stages, pod-ready replaced by the derived one, plus ours."""
+    return ([f for f in sorted(upstream.glob("*.yaml")) if f.name != "pod-ready.yaml"]
+            + [STATE / "kwok-stages" / "pod-ready.yaml", HERE / "manifests" / "kwok-pod-ready-again.yaml"])
 
 
 def kueue_config() -> str:
@@ -232,8 +270,7 @@ def components() -> list[Component]:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{PORTS['kwok']}", "--node-ip=127.0.0.1",
             "--node-lease-duration-seconds=40",
-            *(f"--config={f}" for f in sorted(b["kwok-stages"].glob("*.yaml"))),
-            f"--config={HERE / 'manifests' / 'kwok-pod-ready-again.yaml'}"],
+            *(f"--config={f}" for f in kwok_stage_files(b["kwok-stages"]))],
             lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz"), api_client=True),
         Component("kueue", [str(b["kueue"]), f"--config={STATE / 'kueue.yaml'}",
                             f"--kubeconfig={kcfg / 'kueue.yaml'}", "--feature-gates=VisibilityOnDemand=false"],
@@ -257,6 +294,10 @@ def components() -> list[Component]:
         Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
                                 f"--config={STATE / 'cloud.json'}"],
                   lambda: pid_of(RUN, "cloud-sim") is not None, api_client=True),
+        Component("vllm-sim", [sys.executable, str(HERE / "vllm_sim.py"), f"--kubeconfig={kcfg / 'vllm-sim.yaml'}",
+                               f"--state={STATE}", f"--ports={PORTS['vllm_endpoints']}-"
+                               f"{PORTS['vllm_endpoints'] + VLLM_ENDPOINT_PORTS - 1}"],
+                  lambda: pid_of(RUN, "vllm-sim") is not None, api_client=True),
     ]
 
 

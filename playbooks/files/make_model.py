@@ -7,7 +7,13 @@ header followed by random bytes, model.safetensors.index.json) but holds no real
 The bytes are deterministic for a given --seed and --size, so re-running it leaves the files
 byte-identical and a second upload transfers nothing.
 
+By default config.json and model.safetensors.index.json declare the real model's shape and weight
+size (--declare mistral-small-24b: Mistral-Small-24B-Instruct-2501 in BF16, 47,144,806,400 bytes),
+so the testbed's simulated GPU runtime (testbed/vllm_sim.py) sizes it as the real one while the
+files stay small; --declare files describes the small files themselves.
+
     python playbooks/files/make_model.py --out .testbed/model [--size 64MiB] [--shards 3] [--seed 42]
+                                         [--declare mistral-small-24b|files]
 """
 from __future__ import annotations
 
@@ -25,6 +31,16 @@ from pathlib import Path
 UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
          "G": 1024**3, "GB": 1024**3, "GIB": 1024**3}
 CHUNK = 1 << 20
+# mistralai/Mistral-Small-24B-Instruct-2501: its config.json, and its index's total_size
+# (23,572,403,200 BF16 parameters x 2 bytes).
+DECLARED = {
+    "mistral-small-24b": (47_144_806_400, {
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 5120,
+        "intermediate_size": 32768, "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "head_dim": 128, "max_position_embeddings": 32768, "vocab_size": 131072, "rope_theta": 100000000.0,
+        "rms_norm_eps": 1e-05, "sliding_window": None, "hidden_act": "silu", "tie_word_embeddings": False,
+        "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}),
+}
 
 
 def parse_size(text: str) -> int:
@@ -85,12 +101,16 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def make_model(out: Path, size: int, shards: int, seed: int, name: str) -> list[tuple[str, int]]:
+def make_model(out: Path, size: int, shards: int, seed: int, name: str,
+               declare: str = "mistral-small-24b") -> list[tuple[str, int]]:
     out.mkdir(parents=True, exist_ok=True)
+    config = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 512,
+              "num_hidden_layers": 2, "num_attention_heads": 8, "vocab_size": 1024, "torch_dtype": "bfloat16"}
+    declared_size = None
+    if declare in DECLARED:
+        declared_size, config = DECLARED[declare]
     small = {
-        "config.json": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 512,
-                        "num_hidden_layers": 2, "num_attention_heads": 8, "vocab_size": 1024,
-                        "torch_dtype": "bfloat16", "_name_or_path": name, "_stand_in": True},
+        "config.json": {**config, "_name_or_path": name, "_stand_in": True},
         "generation_config.json": {"bos_token_id": 1, "eos_token_id": 2, "max_new_tokens": 256},
         "tokenizer.json": {"version": "1.0", "model": {"type": "BPE", "vocab": {f"tok{i}": i for i in range(1024)},
                                                        "merges": []}, "added_tokens": []},
@@ -108,8 +128,8 @@ def make_model(out: Path, size: int, shards: int, seed: int, name: str) -> list[
             write_atomic(path, lambda f, h=header, n=nbytes, k=i: [f.write(c) for c in shard_chunks(seed, k, h, n)])
         weight_map[tensor] = fname
         files.append((fname, len(header) + nbytes))
-    small["model.safetensors.index.json"] = {"metadata": {"total_size": sum(s for _, s in files)},
-                                             "weight_map": weight_map}
+    total = declared_size if declared_size is not None else sum(s for _, s in files)
+    small["model.safetensors.index.json"] = {"metadata": {"total_size": total}, "weight_map": weight_map}
     for fname, content in small.items():
         data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode()
         path = out / fname
@@ -126,11 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shards", type=int, default=3, choices=range(1, 33), metavar="N", help="number of shards (default 3)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--name", default="stand-in/mistral-3", help="model name written into config.json")
+    p.add_argument("--declare", default="mistral-small-24b", choices=[*DECLARED, "files"],
+                   help="whose shape and weight size config.json and the index declare: a real model's "
+                        "(default mistral-small-24b) or the small files' own")
     p.add_argument("--verbose", "-v", action="store_true", help="print the sha256 of every file")
     args = p.parse_args(argv)
-    files = make_model(args.out, args.size, args.shards, args.seed, args.name)
+    files = make_model(args.out, args.size, args.shards, args.seed, args.name, args.declare)
     total = sum(s for _, s in files)
-    print(f"{args.out}: {len(files)} files, {total / 1048576:.1f} MiB (seed {args.seed})")
+    declared = f", declaring {args.declare}" if args.declare in DECLARED else ""
+    print(f"{args.out}: {len(files)} files, {total / 1048576:.1f} MiB (seed {args.seed}{declared})")
     if args.verbose:
         for fname, _ in files:
             print(f"  {digest(args.out / fname)}  {fname}")
