@@ -152,3 +152,22 @@ def test_a_zone_without_a_worker_machineset_fails_naming_the_zones(
     assert ("availability zone us-east-1c has no worker MachineSet to copy; zones with one: us-east-1a"
             in failed["msg"]), failed["msg"]
     assert set(machinesets(k8s)) == before
+
+
+def test_up_creates_what_the_installer_leaves_once_and_never_overwrites_it(k8s: client.ApiClient) -> None:
+    import install  # testbed/, on sys.path through conftest
+    import testbed
+
+    custom = client.CustomObjectsApi(k8s)
+    infra = custom.get_cluster_custom_object("config.openshift.io", "v1", "infrastructures", "cluster")
+    assert (infra["status"]["infrastructureName"], infra["status"]["platformStatus"]) == (
+        INFRA, {"type": "AWS", "aws": {"region": "us-east-1"}})
+    worker = get_machineset(k8s, WORKER)
+    assert worker["spec"]["replicas"] == 0 and provider(worker)["ami"]["id"].startswith("ami-")
+    assert install.ensure_openshift_objects(k8s, testbed.API) == []
+    assert get_machineset(k8s, WORKER)["metadata"]["resourceVersion"] == worker["metadata"]["resourceVersion"]
+
+    custom.delete_cluster_custom_object("config.openshift.io", "v1", "infrastructures", "cluster")
+    assert install.ensure_openshift_objects(k8s, testbed.API) == ["Infrastructure cluster"]
+    again = custom.get_cluster_custom_object("config.openshift.io", "v1", "infrastructures", "cluster")
+    assert again["status"]["infrastructureName"] == INFRA and again["status"]["apiServerURL"] == testbed.API
