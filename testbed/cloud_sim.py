@@ -13,7 +13,10 @@ Lifecycle of a Machine: created with finalizer -> phase Provisioning (instance i
 private IP) -> after the boot delay a Node is created -> phase Provisioned -> once kwok
 marks the Node Ready: nodeRef set, phase Running. Instance types listed in
 `unavailable_instance_types` fail instead (phase Failed, errorReason CreateError, AWS's
-InsufficientInstanceCapacity message). Deleting a Machine (scale down, or by hand) sets
+InsufficientInstanceCapacity message), and so do Machines whose AWS providerSpec the
+actuator would refuse (no cluster ID label, no AMI, no security group: errorReason
+InvalidConfiguration, machine-api-provider-aws's message). The Node's ephemeral storage is the
+root volume's size. Deleting a Machine (scale down, or by hand) sets
 phase Deleting, force-deletes the pods bound to its Node (there is no kubelet to stop
 them), deletes the Node and drops the finalizer.
 
@@ -300,10 +303,10 @@ class Simulator:
         type_name = it.provider_value(m).get("instanceType", "")
         region, zone = it.placement(m)
         if phase in (None, "", "Provisioning") and node is None:
-            failure = None
-            if type_name not in it.INSTANCE_TYPES:
+            failure = it.launch_error(m)
+            if failure is None and type_name not in it.INSTANCE_TYPES:
                 failure = it.unknown_type_error(type_name)
-            elif type_name in self.cfg.unavailable_instance_types:
+            elif failure is None and type_name in self.cfg.unavailable_instance_types:
                 failure = it.capacity_error(type_name, zone)
             if failure:
                 self.patch_machine(m, {"status": {
@@ -351,7 +354,7 @@ class Simulator:
         ip = next(a["address"] for a in addresses if a["type"] == "InternalIP")
         name = it.node_name(ip, region)
         itype = it.INSTANCE_TYPES[type_name]
-        capacity, allocatable = it.node_resources(itype)
+        capacity, allocatable = it.node_resources(itype, it.root_volume_gib(m))
         meta = (m.get("spec") or {}).get("metadata") or {}
         annotations = dict(meta.get("annotations") or {})
         annotations.update({it.KWOK_ANNOTATION: "fake",

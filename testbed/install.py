@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client, dynamic
+from kubernetes.dynamic.exceptions import NotFoundError
 
 HERE = Path(__file__).resolve().parent
 FIELD_MANAGER = "rhoai-gpuaas-testbed"
@@ -118,7 +119,7 @@ def install_cluster_objects(api_client: client.ApiClient, state: Path, binaries:
     dyn = dynamic.DynamicClient(api_client)
     ca_bundle = base64.b64encode((state / "pki" / "ca.crt").read_bytes()).decode()
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES]
-    crds = (_docs(HERE / "manifests" / "machine-api-crds.yaml")
+    crds = (_docs(HERE / "manifests" / "machine-api-crds.yaml") + _docs(HERE / "manifests" / "openshift-config-crds.yaml")
             + kueue_crds(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
             + kserve_crds(binaries["kserve-manifests"]))
     rest = (kueue_webhooks(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
@@ -136,6 +137,28 @@ def install_cluster_objects(api_client: client.ApiClient, state: Path, binaries:
         apply(dyn, obj)
     stamp.write_text(digest)
     return True
+
+
+def ensure_openshift_objects(api_client: client.ApiClient, api_url: str) -> list[str]:
+    """Create what the OpenShift installer leaves behind (Infrastructure `cluster`, a worker MachineSet)
+    when absent; never overwrite them, as a real cluster's would not be. Returns what it created."""
+    dyn = dynamic.DynamicClient(api_client)
+    created = []
+    for obj in _docs(HERE / "manifests" / "openshift-cluster.yaml"):
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        meta = obj["metadata"]
+        try:
+            res.get(name=meta["name"], namespace=meta.get("namespace"))
+            continue
+        except NotFoundError:
+            pass
+        status = obj.pop("status", None)
+        res.create(body=obj, namespace=meta.get("namespace"))
+        if status is not None:
+            status.update({"apiServerURL": api_url, "apiServerInternalURI": api_url})
+            res.status.patch(body={"status": status}, name=meta["name"], content_type="application/merge-patch+json")
+        created.append(f"{obj['kind']} {meta['name']}")
+    return created
 
 
 def _all_present(api_client: client.ApiClient, crds: list[dict]) -> bool:

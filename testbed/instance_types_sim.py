@@ -25,8 +25,10 @@ MACHINE_FINALIZER = "machine.machine.openshift.io"
 # allocatable is a little below capacity, as on a real node.
 RESERVED_MILLICPU = 500
 RESERVED_MEMORY_MIB = 1024
+# The installer's default root volume; the kubelet keeps some of it for itself.
 ROOT_VOLUME_GIB = 120
-ALLOCATABLE_EPHEMERAL_GIB = 110
+RESERVED_EPHEMERAL_GIB = 10
+CLUSTER_ID_LABEL = "machine.openshift.io/cluster-api-cluster"
 MAX_PODS = 110
 # The MachineSet status fields the simulator owns (and clears when they drop to 0).
 MACHINESET_STATUS_KEYS = ("replicas", "fullyLabeledReplicas", "readyReplicas",
@@ -148,20 +150,55 @@ def placement(machine: Mapping[str, Any]) -> tuple[str, str]:
     return region, place.get("availabilityZone") or f"{region}a"
 
 
-def node_resources(itype: InstanceType) -> tuple[dict[str, str], dict[str, str]]:
-    """Capacity and allocatable of a Node of this type."""
+def root_volume_gib(machine: Mapping[str, Any]) -> int:
+    """Size of the root volume: the providerSpec block device without a deviceName (AWS uses the
+    AMI's root device for it), else the installer's default."""
+    for device in provider_value(machine).get("blockDevices") or []:
+        if not device.get("deviceName"):
+            size = (device.get("ebs") or {}).get("volumeSize")
+            if size:
+                return int(size)
+    return ROOT_VOLUME_GIB
+
+
+def launch_error(machine: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The AWS actuator's refusal of a providerSpec before it launches anything, if any.
+
+    Like openshift/machine-api-provider-aws (pkg/actuators/machine reconciler.go create,
+    instances.go launchInstance, utils.go validateMachine; actuator.go wraps the message):
+    a Machine without the cluster ID label, an AMI given by neither id nor filters, or no
+    security group. The machine controller then marks the Machine Failed with the message.
+    """
+    name = machine["metadata"]["name"]
+    prefix = f"{name}: reconciler failed to Create machine: "
+    if not (machine["metadata"].get("labels") or {}).get(CLUSTER_ID_LABEL):
+        return ("InvalidConfiguration", f'{prefix}{name}: failed validating machine provider spec: '
+                                        f'{name}: missing "{CLUSTER_ID_LABEL}" label')
+    value = provider_value(machine)
+    ami = value.get("ami") or {}
+    if not (ami.get("id") or ami.get("filters")):
+        return ("InvalidConfiguration", f"{prefix}failed to launch instance: error getting AMI: "
+                                        "AMI ID or AMI filters need to be specified")
+    if not any(g.get("id") or g.get("filters") for g in value.get("securityGroups") or []):
+        return ("InvalidConfiguration", f"{prefix}failed to launch instance: error getting security groups IDs: "
+                                        "no security group found")
+    return None
+
+
+def node_resources(itype: InstanceType, root_gib: int = ROOT_VOLUME_GIB) -> tuple[dict[str, str], dict[str, str]]:
+    """Capacity and allocatable of a Node of this type with a root volume of `root_gib`."""
     memory_kib = itype.memory_gib * 1024 * 1024
     capacity = {
         "cpu": str(itype.vcpu),
         "memory": f"{memory_kib}Ki",
         "pods": str(MAX_PODS),
-        "ephemeral-storage": f"{ROOT_VOLUME_GIB}Gi",
+        "ephemeral-storage": f"{root_gib}Gi",
     }
     allocatable = {
         "cpu": f"{itype.vcpu * 1000 - RESERVED_MILLICPU}m",
         "memory": f"{memory_kib - RESERVED_MEMORY_MIB * 1024}Ki",
         "pods": str(MAX_PODS),
-        "ephemeral-storage": f"{ALLOCATABLE_EPHEMERAL_GIB}Gi",
+        "ephemeral-storage": f"{max(root_gib - RESERVED_EPHEMERAL_GIB, 1)}Gi",
     }
     if itype.gpus:
         capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(itype.gpus)

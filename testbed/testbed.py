@@ -311,7 +311,7 @@ def up(args: argparse.Namespace) -> int:
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
     # install and settle need the kubernetes client from the venv
-    from install import install_cluster_objects, release_kwok_leases, wait_webhooks_serving
+    from install import ensure_openshift_objects, install_cluster_objects, release_kwok_leases, wait_webhooks_serving
     from settle import remove_leftovers, wait_settled
     api = client_for_admin()
     api_started = 0
@@ -341,6 +341,8 @@ def up(args: argparse.Namespace) -> int:
         if comp.name == "kube-apiserver":
             api_started = started_ticks(pid_of(RUN, comp.name))
     wait_webhooks_serving(STATE, PORTS, deadline)
+    if created := ensure_openshift_objects(api, API):
+        print(f"[up {time.monotonic() - t0:5.1f}s] as the OpenShift installer would have: {', '.join(created)}")
     remove_leftovers(api)
     try:
         steps = wait_settled(api, timeout=max(deadline - time.monotonic(), 10))

@@ -27,12 +27,17 @@ def machineset_body(name: str, instance_type: str, replicas: int = 0,
             "replicas": replicas,
             "selector": {"matchLabels": {"machine.openshift.io/cluster-api-machineset": name}},
             "template": {
-                "metadata": {"labels": {"machine.openshift.io/cluster-api-machineset": name}},
+                "metadata": {"labels": {"machine.openshift.io/cluster-api-machineset": name,
+                                        "machine.openshift.io/cluster-api-cluster": "testbed"}},
                 "spec": {
                     "metadata": {"labels": {"node-role.kubernetes.io/gpu": ""}},
                     "taints": [GPU_TAINT],
                     "providerSpec": {"value": {
+                        "apiVersion": "machine.openshift.io/v1beta1", "kind": "AWSMachineProviderConfig",
                         "instanceType": instance_type,
+                        "ami": {"id": "ami-0fbc8be8796dc1df5"},
+                        "securityGroups": [{"filters": [{"name": "tag:Name", "values": ["testbed-node"]}]}],
+                        "subnet": {"filters": [{"name": "tag:Name", "values": ["testbed-subnet-private-us-east-1a"]}]},
                         "placement": {"region": "us-east-1", "availabilityZone": "us-east-1a"}}},
                 },
             },

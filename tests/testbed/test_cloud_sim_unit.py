@@ -162,3 +162,59 @@ def test_node_ready_and_times() -> None:
     assert it.placement({"spec": {}}) == ("us-east-1", "us-east-1a")
     assert it.placement({"spec": {"providerSpec": {"value": {"placement": {
         "region": "eu-west-1", "availabilityZone": "eu-west-1b"}}}}}) == ("eu-west-1", "eu-west-1b")
+
+
+def aws_machine(**value: object) -> dict:
+    """A Machine as a GPU MachineSet made from the installer's worker template stamps it."""
+    provider = {"apiVersion": "machine.openshift.io/v1beta1", "kind": "AWSMachineProviderConfig",
+                "ami": {"id": "ami-0fbc8be8796dc1df5"}, "instanceType": "g6.12xlarge",
+                "blockDevices": [{"ebs": {"encrypted": True, "iops": 0, "kmsKey": {"arn": ""},
+                                          "volumeSize": 500, "volumeType": "gp3"}}],
+                "securityGroups": [{"filters": [{"name": "tag:Name", "values": ["testbed-x7k2p-node"]}]}],
+                "subnet": {"filters": [{"name": "tag:Name", "values": ["testbed-x7k2p-subnet-private-us-east-1a"]}]},
+                "placement": {"availabilityZone": "us-east-1a", "region": "us-east-1"},
+                "metadataServiceOptions": {}, "iamInstanceProfile": {"id": "testbed-x7k2p-worker-profile"},
+                "userDataSecret": {"name": "worker-user-data"}, "credentialsSecret": {"name": "aws-cloud-credentials"},
+                "tags": [{"name": "kubernetes.io/cluster/testbed-x7k2p", "value": "owned"}]}
+    provider.update(value)
+    return {"metadata": {"name": "gpu-a-x1y2z", "labels": {it.CLUSTER_ID_LABEL: "testbed-x7k2p"}},
+            "spec": {"providerSpec": {"value": provider}}}
+
+
+def test_a_full_aws_provider_spec_launches_with_its_root_volume_as_ephemeral_storage() -> None:
+    m = aws_machine()
+    assert it.launch_error(m) is None
+    assert it.placement(m) == ("us-east-1", "us-east-1a")
+    capacity, allocatable = it.node_resources(it.INSTANCE_TYPES["g6.12xlarge"], it.root_volume_gib(m))
+    assert (capacity["ephemeral-storage"], allocatable["ephemeral-storage"]) == ("500Gi", "490Gi")
+    named = aws_machine(blockDevices=[{"deviceName": "/dev/xvdb", "ebs": {"volumeSize": 50}}])
+    assert it.root_volume_gib(named) == it.ROOT_VOLUME_GIB
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ami": {}}, "gpu-a-x1y2z: reconciler failed to Create machine: failed to launch instance: error getting AMI: "
+                  "AMI ID or AMI filters need to be specified"),
+    ({"securityGroups": []}, "failed to launch instance: error getting security groups IDs: no security group found"),
+])
+def test_the_actuators_refusals(change: dict, message: str) -> None:
+    reason, text = it.launch_error(aws_machine(**change))
+    assert reason == "InvalidConfiguration" and text.endswith(message)
+
+
+def test_a_machine_without_the_cluster_label_is_refused() -> None:
+    m = aws_machine()
+    m["metadata"]["labels"] = {}
+    assert it.launch_error(m) == ("InvalidConfiguration", 'gpu-a-x1y2z: reconciler failed to Create machine: gpu-a-x1y2z: '
+                                  'failed validating machine provider spec: gpu-a-x1y2z: missing '
+                                  '"machine.openshift.io/cluster-api-cluster" label')
+
+
+def test_the_simulator_and_the_gpu_machineset_filter_agree_on_aws_figures() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
+    from ansible_collections.rhoai.gpuaas.plugins.module_utils.machineset_template import INSTANCE_FIGURES
+
+    shared = sorted(set(INSTANCE_FIGURES) & set(it.INSTANCE_TYPES))
+    assert {"g6.4xlarge", "g6.12xlarge"} <= set(shared)
+    for name in shared:
+        t = it.INSTANCE_TYPES[name]
+        assert INSTANCE_FIGURES[name] == (t.vcpu, t.memory_gib * 1024, t.gpus), name
