@@ -620,7 +620,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             log.exception("webhook %s failed", self.path)
             verdict = errored(500, f"{type(err).__name__}: {err}")
         obj_md = (request.get("object") or {}).get("metadata") or {}
-        log.info("%s %s %s/%s: %s%s", self.path, request.get("operation"), request.get("namespace"),
+        log.info("%s %s %s/%s: %s%s", self.path.split("?", 1)[0], request.get("operation"), request.get("namespace"),
                  obj_md.get("name") or obj_md.get("generateName"), "allowed" if verdict.allowed else "refused",
                  f" ({verdict.code} {verdict.message})" if not verdict.allowed else "")
         self._send(200, json.dumps({"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),

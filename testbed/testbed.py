@@ -1,8 +1,8 @@
 """The local GPU cluster: `up`, `down`, `status`, `kubeconfig`.
 
 Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Kueue, KServe, a
-SeaweedFS S3 server and the cloud simulator as processes on 127.0.0.1, from the binaries that
-build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
+SeaweedFS S3 server, the cloud simulator and the RHOAI simulator as processes on 127.0.0.1,
+from the binaries that build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
 recovers after a crash or a reboot; it restarts the API's clients when kube-apiserver restarted
 after them, and reports up only once a canary has passed through every controller (settle.py).
 State lives in `.testbed/` (or $TESTBED_STATE).
@@ -41,13 +41,14 @@ _BASE_PORTS = {
     "kwok": 17247, "kueue_webhook": 17443, "kueue_metrics": 17444, "kueue_health": 17445,
     "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
     "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
+    "rhoai_webhook": 17460,
 }
 PORTS = {name: port + PORT_OFFSET for name, port in _BASE_PORTS.items()}
 API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
 COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
                    "kube-scheduler": PORTS["scheduler"], "kwok": PORTS["kwok"], "kueue": PORTS["kueue_webhook"],
-                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"]}
+                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"], "rhoai-sim": PORTS["rhoai_webhook"]}
 # Identities: the core components get their RBAC-bootstrapped users; the add-ons run as admins.
 IDENTITIES = {
     "admin": ("kubernetes-admin", "system:masters"),
@@ -57,6 +58,7 @@ IDENTITIES = {
     "kueue": ("kueue-controller-manager", "system:masters"),
     "kserve": ("kserve-controller-manager", "system:masters"),
     "cloud-sim": ("cloud-simulator", "system:masters"),
+    "rhoai-sim": ("rhoai-simulator", "system:masters"),
 }
 # Kueue's metrics server reads this fixed path when its internal cert management is off.
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
@@ -255,6 +257,10 @@ def components() -> list[Component]:
         Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
                                 f"--config={STATE / 'cloud.json'}"],
                   lambda: pid_of(RUN, "cloud-sim") is not None, api_client=True),
+        Component("rhoai-sim", [sys.executable, str(HERE / "rhoai_sim.py"), f"--kubeconfig={kcfg / 'rhoai-sim.yaml'}",
+                                f"--port={PORTS['rhoai_webhook']}", f"--cert={PKI / 'webhook.crt'}",
+                                f"--key={PKI / 'webhook.key'}"],
+                  lambda: https_ok(f"https://127.0.0.1:{PORTS['rhoai_webhook']}/healthz", ca), api_client=True),
     ]
 
 
@@ -268,7 +274,7 @@ def up(args: argparse.Namespace) -> int:
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
     # install and settle need the kubernetes client from the venv
-    from install import install_cluster_objects, release_kwok_leases, wait_webhooks_serving
+    from install import ensure_default_dsc, install_cluster_objects, release_kwok_leases, wait_webhooks_serving
     from settle import remove_leftovers, wait_settled
     api = client_for_admin()
     api_started = 0
@@ -298,6 +304,8 @@ def up(args: argparse.Namespace) -> int:
         if comp.name == "kube-apiserver":
             api_started = started_ticks(pid_of(RUN, comp.name))
     wait_webhooks_serving(STATE, PORTS, deadline)
+    if ensure_default_dsc(api):
+        print(f"[up {time.monotonic() - t0:5.1f}s] DataScienceCluster default-dsc created (Kueue Unmanaged)")
     remove_leftovers(api)
     try:
         steps = wait_settled(api, timeout=max(deadline - time.monotonic(), 10))
