@@ -122,6 +122,13 @@ def test_node_profile_replaces_selector_and_tolerations() -> None:
     assert predictor["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
+def test_queue_wins_over_node_scheduling() -> None:
+    """Upstream returns after the queue label: a profile with both (refused by the CRD's rules) gets no node part."""
+    body = isvc()
+    rs.apply_hardware_profile(body, {"scheduling": dict(QUEUE, node=NODE["node"])})
+    assert body["metadata"]["labels"] == {rs.QUEUE_LABEL: "default"} and "nodeSelector" not in body["spec"]["predictor"]
+
+
 def test_missing_profile_is_refused_with_400() -> None:
     verdict = rs.inject_hardware_profile(isvc(PROFILE), Profiles())
     assert (verdict.allowed, verdict.code, verdict.message) == (
