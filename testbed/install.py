@@ -18,9 +18,11 @@ import yaml
 from kubernetes import client, dynamic
 from kubernetes.dynamic.exceptions import NotFoundError
 
+import rhoai_sim
+
 HERE = Path(__file__).resolve().parent
 FIELD_MANAGER = "rhoai-gpuaas-testbed"
-NAMESPACES = ("kueue-system", "kserve", "openshift-machine-api")
+NAMESPACES = ("kueue-system", "kserve", "openshift-machine-api", rhoai_sim.APPLICATIONS_NAMESPACE)
 # Kueue's CRDs that are served in two versions and convert through its webhook.
 KUEUE_CONVERTED = {"localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters"}
 # Kueue webhooks we keep: its own kinds and the two integrations the Red Hat build enables.
@@ -121,9 +123,11 @@ def install_cluster_objects(api_client: client.ApiClient, state: Path, binaries:
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES]
     crds = (_docs(HERE / "manifests" / "machine-api-crds.yaml") + _docs(HERE / "manifests" / "openshift-config-crds.yaml")
             + kueue_crds(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
-            + kserve_crds(binaries["kserve-manifests"]))
+            + kserve_crds(binaries["kserve-manifests"])
+            + rhoai_sim.crds())
     rest = (kueue_webhooks(binaries["kueue-manifests"], ports["kueue_webhook"], ca_bundle)
             + kserve_webhooks(binaries["kserve-manifests"], ports["kserve_webhook"], ca_bundle)
+            + rhoai_sim.webhook_configurations(ports["rhoai_webhook"], ca_bundle)
             + [kserve_configmap(binaries["kserve-manifests"])])
     digest = hashlib.sha256(json.dumps([namespaces, crds, rest], sort_keys=True).encode()).hexdigest()
     stamp = state / "installed.sha256"
@@ -178,12 +182,23 @@ def _tls_serving(port: int, ca: Path) -> bool:
 
 
 def wait_webhooks_serving(state: Path, ports: dict[str, int], deadline: float) -> None:
-    """Webhooks use failurePolicy Fail: report `up` only once both servers answer TLS."""
-    for name in ("kueue_webhook", "kserve_webhook"):
+    """Webhooks use failurePolicy Fail: report `up` only once every server answers TLS."""
+    for name in ("kueue_webhook", "kserve_webhook", "rhoai_webhook"):
         while not _tls_serving(ports[name], state / "pki" / "ca.crt"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} on 127.0.0.1:{ports[name]} does not answer TLS")
             time.sleep(0.2)
+
+
+def ensure_default_dsc(api_client: client.ApiClient) -> bool:
+    """Create DataScienceCluster `default-dsc` when there is none; never change an existing one,
+    so a test (or a user) may set its Kueue fields as on a real cluster. Returns whether it created it."""
+    res = dynamic.DynamicClient(api_client).resources.get(
+        api_version=f"{rhoai_sim.DSC_GROUP}/{rhoai_sim.DSC_VERSION}", kind="DataScienceCluster")
+    if res.get().items:
+        return False
+    res.create(body=rhoai_sim.default_dsc())
+    return True
 
 
 def release_kwok_leases(api_client: client.ApiClient) -> int:

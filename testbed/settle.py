@@ -48,9 +48,10 @@ def _objects(name: str) -> list[dict[str, Any]]:
          "metadata": {"name": "canary", "namespace": name},
          "spec": {"supportedModelFormats": [{"name": "canary"}],
                   "containers": [{"name": "kserve-container", "image": "registry.invalid/pause:1"}]}},
+        # RHOAI's name for raw mode; in a Kueue namespace RHOAI refuses an ISVC without a queue label
         {"apiVersion": ISVC, "kind": "InferenceService",
-         "metadata": {"name": "canary", "namespace": name,
-                      "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
+         "metadata": {"name": "canary", "namespace": name, "labels": {QUEUE_LABEL: "canary"},
+                      "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"}},
          "spec": {"predictor": {"model": {"modelFormat": {"name": "canary"}, "runtime": "canary"}}}},
     ]
 

@@ -1,8 +1,8 @@
 """The local GPU cluster: `up`, `down`, `status`, `kubeconfig`.
 
 Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Kueue, KServe, a
-SeaweedFS S3 server and the cloud simulator as processes on 127.0.0.1, from the binaries that
-build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
+SeaweedFS S3 server, the cloud simulator and the RHOAI simulator as processes on 127.0.0.1,
+from the binaries that build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
 recovers after a crash or a reboot; it restarts the API's clients when kube-apiserver restarted
 after them, and reports up only once a canary has passed through every controller (settle.py).
 State lives in `.testbed/` (or $TESTBED_STATE).
@@ -45,6 +45,7 @@ _BASE_PORTS = {
     "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
     # first of VLLM_ENDPOINT_PORTS ports for vllm_sim's stand-in endpoints
     "vllm_endpoints": 18600,
+    "rhoai_webhook": 17460,
 }
 VLLM_ENDPOINT_PORTS = 20
 _BLOCK = 64  # a slot's ports: the named ones from the start, vllm_sim's endpoint range at the end
@@ -64,7 +65,7 @@ API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
 COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
                    "kube-scheduler": PORTS["scheduler"], "kwok": PORTS["kwok"], "kueue": PORTS["kueue_webhook"],
-                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"]}
+                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"], "rhoai-sim": PORTS["rhoai_webhook"]}
 # Identities: the core components get their RBAC-bootstrapped users; the add-ons run as admins.
 IDENTITIES = {
     "admin": ("kubernetes-admin", "system:masters"),
@@ -75,6 +76,7 @@ IDENTITIES = {
     "kserve": ("kserve-controller-manager", "system:masters"),
     "cloud-sim": ("cloud-simulator", "system:masters"),
     "vllm-sim": ("vllm-simulator", "system:masters"),
+    "rhoai-sim": ("rhoai-simulator", "system:masters"),
 }
 # Kueue's metrics server reads this fixed path when its internal cert management is off.
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
@@ -298,6 +300,10 @@ def components() -> list[Component]:
                                f"--state={STATE}", f"--ports={PORTS['vllm_endpoints']}-"
                                f"{PORTS['vllm_endpoints'] + VLLM_ENDPOINT_PORTS - 1}"],
                   lambda: pid_of(RUN, "vllm-sim") is not None, api_client=True),
+        Component("rhoai-sim", [sys.executable, str(HERE / "rhoai_sim.py"), f"--kubeconfig={kcfg / 'rhoai-sim.yaml'}",
+                                f"--port={PORTS['rhoai_webhook']}", f"--cert={PKI / 'webhook.crt'}",
+                                f"--key={PKI / 'webhook.key'}"],
+                  lambda: https_ok(f"https://127.0.0.1:{PORTS['rhoai_webhook']}/healthz", ca), api_client=True),
     ]
 
 
@@ -311,7 +317,8 @@ def up(args: argparse.Namespace) -> int:
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
     # install and settle need the kubernetes client from the venv
-    from install import ensure_openshift_objects, install_cluster_objects, release_kwok_leases, wait_webhooks_serving
+    from install import (ensure_default_dsc, ensure_openshift_objects, install_cluster_objects,
+                         release_kwok_leases, wait_webhooks_serving)
     from settle import remove_leftovers, wait_settled
     api = client_for_admin()
     api_started = 0
@@ -343,6 +350,8 @@ def up(args: argparse.Namespace) -> int:
     wait_webhooks_serving(STATE, PORTS, deadline)
     if created := ensure_openshift_objects(api, API):
         print(f"[up {time.monotonic() - t0:5.1f}s] as the OpenShift installer would have: {', '.join(created)}")
+    if ensure_default_dsc(api):
+        print(f"[up {time.monotonic() - t0:5.1f}s] DataScienceCluster default-dsc created (Kueue Unmanaged)")
     remove_leftovers(api)
     try:
         steps = wait_settled(api, timeout=max(deadline - time.monotonic(), 10))

@@ -18,6 +18,9 @@ ISVC = "serving.kserve.io/v1beta1"
 GPU = "nvidia.com/gpu"
 STOP = "serving.kserve.io/stop"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# The tests' own LocalQueue: RHOAI's operator (testbed/rhoai_sim.py) already created LocalQueue
+# `default` in every Kueue namespace, pointing at its ClusterQueue, and that cannot be changed.
+QUEUE = "gpu"
 TOLERATION = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
 # flavor -> (instance type, gpus, cpu, memory): the demo's real quota, 4 + 1 GPUs.
 FLAVORS = {"nvidia-l4-1gpu": ("g6.4xlarge", 1, 16, "64Gi"), "nvidia-l4-4gpu": ("g6.12xlarge", 4, 48, "192Gi")}
@@ -70,12 +73,12 @@ def cluster_queue(name: str, namespace: str) -> dict[str, Any]:
                                          "flavors": [{"name": f, "resources": quota(f)} for f in FLAVORS]}]}}
 
 
-def local_queue(namespace: str, cq: str, name: str = "default") -> dict[str, Any]:
+def local_queue(namespace: str, cq: str, name: str = QUEUE) -> dict[str, Any]:
     return {"apiVersion": KUEUE, "kind": "LocalQueue", "metadata": {"name": name, "namespace": namespace},
             "spec": {"clusterQueue": cq}}
 
 
-def deployment(name: str, namespace: str, gpus: int, queue: str = "default") -> dict[str, Any]:
+def deployment(name: str, namespace: str, gpus: int, queue: str = QUEUE) -> dict[str, Any]:
     """A plain GPU Deployment queued through Kueue's deployment integration."""
     labels = {"app": name, QUEUE_LABEL: queue}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -97,16 +100,13 @@ def serving_runtime(namespace: str, name: str = "vllm-runtime") -> dict[str, Any
                                      "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}}
 
 
-def inference_service(name: str, namespace: str, gpus: int, stopped: bool = False, queue: str = "default",
+def inference_service(name: str, namespace: str, gpus: int, stopped: bool = False, queue: str = QUEUE,
                       extra_requests: dict[str, str] | None = None) -> dict[str, Any]:
     """Raw-mode ISVC queued through Kueue (queue label), Recreate strategy, GPU request.
 
-    Mode ``Standard``, not ``RawDeployment``: KServe 0.16's validating webhook treats only
-    ``Standard`` as raw mode when checking ``deploymentStrategy`` (the legacy name falls
-    through to the Knative branch and is rejected with "customizing deploymentStrategy is
-    only supported for raw deployment mode"). RHOAI 3.0 (KServe 0.15 fork) uses RawDeployment.
+    ``RawDeployment`` as RHOAI 3.0 writes it (the testbed maps it to KServe 0.16's ``Standard``).
     """
-    annotations = {"serving.kserve.io/deploymentMode": "Standard"}
+    annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"}
     if stopped:
         annotations[STOP] = "true"
     requests = {"cpu": "2", "memory": "8Gi", GPU: str(gpus), **(extra_requests or {})}
@@ -121,7 +121,7 @@ def inference_service(name: str, namespace: str, gpus: int, stopped: bool = Fals
 
 @contextlib.contextmanager
 def queues(k8s: client.ApiClient, namespace: str) -> Iterator[str]:
-    """Flavors (shared), a ClusterQueue for this namespace, LocalQueue default, the runtime."""
+    """Flavors (shared), a ClusterQueue for this namespace, LocalQueue QUEUE, the runtime."""
     for flavor in resource_flavors():
         create(k8s, flavor, exist_ok=True)
     cq = "cq-" + namespace

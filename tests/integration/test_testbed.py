@@ -12,7 +12,7 @@ from _poll import wait_for
 
 @pytest.fixture
 def queue(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]):
-    """The demo's 4+1 GPU ClusterQueue, LocalQueue `default` and runtime for `namespace`."""
+    """The demo's 4+1 GPU ClusterQueue, LocalQueue `ko.QUEUE` and runtime for `namespace`."""
     with ko.queues(k8s, namespace) as cq:
         yield cq
         client.AppsV1Api(k8s).delete_collection_namespaced_deployment(namespace)
@@ -108,7 +108,7 @@ def test_kserve_raw_deployment_and_stop(k8s: client.ApiClient, namespace: str, q
     assert deployment.spec.template.metadata.labels["team"] == "it"
     (pod,) = wait_for("predictor pod", lambda: ko.predictor_pods(k8s, "small", namespace))
     assert pod.metadata.labels["team"] == "it"
-    assert pod.metadata.labels[ko.QUEUE_LABEL] == "default"
+    assert pod.metadata.labels[ko.QUEUE_LABEL] == ko.QUEUE
 
     ko.dynamic(k8s).resources.get(api_version=ko.ISVC, kind="InferenceService").patch(
         name="small", namespace=namespace, content_type="application/merge-patch+json",
