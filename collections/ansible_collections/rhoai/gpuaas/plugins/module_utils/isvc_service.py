@@ -96,7 +96,8 @@ def write_plan(client: Any, plan: kserve.Plan, namespace: str, name: str, dry_ru
                 _wait_for_deployment(client, namespace, name, deadline)
             scale = client.patch_scale(DEPLOYMENT_API, "Deployment", deployment["name"], namespace,
                                        plan.deployment_replicas, dry_run=dry_run)
-            after["deployment"] = {"name": deployment["name"], "replicas": (scale.get("spec") or {}).get("replicas")}
+            # Scale's spec.replicas is omitempty: absent is 0
+            after["deployment"] = {"name": deployment["name"], "replicas": (scale.get("spec") or {}).get("replicas", 0)}
     return after
 
 

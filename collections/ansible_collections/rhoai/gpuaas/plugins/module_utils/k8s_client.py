@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
@@ -60,6 +61,8 @@ except ImportError:
 REQUEST_TIMEOUT = (10, 60)
 # Probe timeout: fail fast with a clear message when the host is wrong.
 PROBE_TIMEOUT = (5, 20)
+# How long a module keeps trying to reach an API server that is restarting before it gives up.
+CONNECT_RETRY_SECONDS = 20.0
 RETRIABLE_STATUS = frozenset((0, 429, 500, 502, 503, 504))
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -75,7 +78,15 @@ class K8sError(GpuaasError):
 
 
 class K8sUnreachable(K8sError):
-    """The API server could not be reached or the client could not be configured."""
+    """The API server could not be reached or the client could not be configured.
+
+    ``retriable``: the server may answer a moment later (no connection, 5xx), unlike refused
+    credentials or a broken configuration.
+    """
+
+    def __init__(self, msg: str, retriable: bool = False, **result: Any) -> None:
+        super().__init__(msg, **result)
+        self.retriable = retriable
 
 
 # kubernetes.core is imported where a module needs it (options, module object, connection), so
@@ -300,12 +311,27 @@ class Client:
         return [v.get("version") for v in body.get("versions") or [] if v.get("version")]
 
 
-def connect(module: Any) -> Client:
+def connect(module: Any, retry_seconds: float = CONNECT_RETRY_SECONDS) -> Client:
     """Build the client from the module's auth options and check the API answers.
 
-    Raises K8sUnreachable with the host and the options to fix. The message never contains
-    the token or key material.
+    A module that starts while kube-apiserver restarts (an upgrade, a control-plane node
+    replaced) must not fail for it: unreachable or 5xx is retried with backoff for
+    ``retry_seconds``. Refused credentials and configuration errors fail at once. Raises
+    K8sUnreachable with the host and the options to fix; never the token or key material.
     """
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            return _connect_once(module)
+        except K8sUnreachable as exc:
+            if not exc.retriable or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
+def _connect_once(module: Any) -> Client:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
@@ -317,7 +343,7 @@ def connect(module: Any) -> Client:
         if is_retriable(exc):
             raise K8sUnreachable(
                 "The Kubernetes API at {0} is unreachable: {1}. {2}".format(
-                    _configured_host(module), _short_reason(exc), CONNECTION_HINT)
+                    _configured_host(module), _short_reason(exc), CONNECTION_HINT), retriable=True
             ) from exc
         if isinstance(exc, (CoreException, ConfigException, OSError, ValueError, TypeError)):
             raise K8sUnreachable(
@@ -350,7 +376,8 @@ def _unreachable(exc: BaseException, host: str, credentials: str, hint: str) -> 
             host, status, credentials))
     if status is not None and status not in RETRIABLE_STATUS:
         return None
-    return K8sUnreachable("The Kubernetes API at {0} is unreachable: {1}. {2}".format(host, _short_reason(exc), hint))
+    return K8sUnreachable("The Kubernetes API at {0} is unreachable: {1}. {2}".format(host, _short_reason(exc), hint),
+                          retriable=True)
 
 
 STANDALONE_HINT = ("Pass a kubeconfig file, or run in a workbench whose service account may read the "

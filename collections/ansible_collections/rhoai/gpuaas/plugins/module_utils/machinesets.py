@@ -328,7 +328,7 @@ class Scaler:
             except Exception as exc:
                 raise MachineSetError("Scaling MachineSet '{0}' failed: {1}".format(name, error_message(exc)),
                                       changed=changed) from exc
-            self.after[name] = int((answer.get("spec") or {}).get("replicas", p["replicas"]))
+            self.after[name] = int((answer.get("spec") or {}).get("replicas", 0))  # omitempty: absent is 0
             changed = True
         result: Dict[str, Any] = {"changed": changed}
         if want_diff:

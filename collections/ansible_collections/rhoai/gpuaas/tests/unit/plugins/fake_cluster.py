@@ -215,7 +215,8 @@ class FakeCluster:
             raise FakeApiError(404, '{0} "{1}" not found'.format(kind, name))
         updated = merge_patch(current, {"spec": {"replicas": int(replicas)}})
         self._write("scale", updated, dry_run, replicas=int(replicas))
-        return {"kind": "Scale", "spec": {"replicas": int(replicas)}}
+        # autoscaling/v1 Scale: spec.replicas is omitempty, so 0 is absent from the answer
+        return {"kind": "Scale", "spec": {"replicas": int(replicas)} if int(replicas) else {}}
 
     def create(self, body: Obj, dry_run: bool = False, request_timeout: Any = None) -> Obj:
         self._served(body["apiVersion"])
