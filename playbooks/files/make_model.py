@@ -14,6 +14,11 @@ files stay small; --declare files describes the small files themselves.
 
     python playbooks/files/make_model.py --out .testbed/model [--size 64MiB] [--shards 3] [--seed 42]
                                          [--declare mistral-small-24b|files]
+    python playbooks/files/make_model.py --hf-cache .testbed/hf-cache --repo mistralai/Mistral-Small-24B-Instruct-2501
+
+With --hf-cache the model is written as a Hugging Face hub cache holds a download
+(models--<org>--<name>/snapshots/<revision>/ and refs/main), so the upload reads it by its repository
+name with HF_HUB_OFFLINE=1: the local inventory names the same repository as the real one.
 """
 from __future__ import annotations
 
@@ -139,9 +144,26 @@ def make_model(out: Path, size: int, shards: int, seed: int, name: str,
     return files
 
 
+def hf_cache_snapshot(cache: Path, repo: str, files: list[tuple[str, int]], tmp: Path) -> Path:
+    """Move a generated model into the hub cache layout; the revision is a digest of its files."""
+    revision = hashlib.sha1("".join(f"{n}:{digest(tmp / n)}" for n, _ in sorted(files)).encode()).hexdigest()
+    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / revision
+    if not snapshot.exists():
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(snapshot)
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    return snapshot
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="output directory (created if missing)")
+    where.add_argument("--hf-cache", type=Path, help="a Hugging Face hub cache directory to put the model into")
+    p.add_argument("--repo", default="mistralai/Mistral-Small-24B-Instruct-2501",
+                   help="with --hf-cache, the repository the model is filed under")
     p.add_argument("--size", type=parse_size, default=parse_size("64MiB"), help="total size of the shards (default 64MiB)")
     p.add_argument("--shards", type=int, default=3, choices=range(1, 33), metavar="N", help="number of shards (default 3)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -151,7 +173,16 @@ def main(argv: list[str] | None = None) -> int:
                         "(default mistral-small-24b) or the small files' own")
     p.add_argument("--verbose", "-v", action="store_true", help="print the sha256 of every file")
     args = p.parse_args(argv)
-    files = make_model(args.out, args.size, args.shards, args.seed, args.name, args.declare)
+    if args.hf_cache:
+        staging = args.hf_cache / ".staging"
+        files = make_model(staging, args.size, args.shards, args.seed, args.name, args.declare)
+        args.out = hf_cache_snapshot(args.hf_cache, args.repo, files, staging)
+        if staging.exists():  # the same snapshot existed already
+            for fname, _ in files:
+                (staging / fname).unlink()
+            staging.rmdir()
+    else:
+        files = make_model(args.out, args.size, args.shards, args.seed, args.name, args.declare)
     total = sum(s for _, s in files)
     declared = f", declaring {args.declare}" if args.declare in DECLARED else ""
     print(f"{args.out}: {len(files)} files, {total / 1048576:.1f} MiB (seed {args.seed}{declared})")

@@ -18,7 +18,7 @@ Public API (stable; other modules build on it):
     Builds the client and probes ``/version``; raises ``K8sUnreachable`` naming the host and
     the options to fix (``host``/``kubeconfig``/``context``) when the API cannot be reached.
 ``Client``: ``resource(api_version, kind)``, ``get(...)``, ``list(...)``, ``watch(...)``,
-    ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)`` (all four with ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
+    ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)``, ``delete(...)`` (all with ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
 ``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
     ``error_message(exc)`` (one line for an ApiException, no headers).
@@ -286,6 +286,16 @@ class Client:
         namespace = (body.get("metadata") or {}).get("namespace")
         obj = res.create(body=body, namespace=namespace, _request_timeout=request_timeout, **_dry_run(dry_run))
         return _ensure_dict(obj)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None,
+               dry_run: bool = False) -> None:
+        """Delete (foreground deletion left to the server's default); a missing object is not an error."""
+        res = self.resource(api_version, kind)
+        try:
+            res.delete(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT, **_dry_run(dry_run))
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
 
     def replace(self, body: Dict[str, Any], dry_run: bool = False) -> Dict[str, Any]:
         """PUT ``body``; with ``metadata.resourceVersion`` set, a concurrent change answers 409."""

@@ -237,6 +237,15 @@ class FakeCluster:
             raise FakeApiError(409, "the object has been modified; please apply your changes to the latest version")
         return self._write("replace", copy.deepcopy(body), dry_run, body=body)
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None,
+               dry_run: bool = False) -> None:
+        current = self.find(api_version, kind, name, namespace)
+        self.writes.append({"verb": "delete", "dry_run": dry_run, "kind": kind, "name": name})
+        if current is not None and not dry_run:
+            self._store("DELETED", current)
+            for hook in list(self.on_write):
+                hook(self, "delete", current)
+
     def served_versions(self, group: str) -> List[str]:
         return list(self.served.get(group, []))
 
