@@ -91,6 +91,7 @@ def model_view(name: str, isvc: Optional[Obj], pods: Sequence[Obj], workloads: S
         "message": message,
         "pending": (pending or {}).get("pending") if state == "PENDING" else None,
         "queue_name": ((isvc or {}).get("metadata", {}).get("labels") or {}).get(kueue.QUEUE_LABEL),
+        "url": ((isvc or {}).get("status") or {}).get("url"),
         "workloads": summaries,
         "pods": [pod_summary(p) for p in mine],
     }
