@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testbed"))
 
+import testbed  # noqa: E402
 from processes import Component, pid_of, runs_as_configured, start, started_ticks, stop  # noqa: E402
 
 # A child that listens on a port from a second thread, as Go servers do, and ignores SIGTERM
@@ -71,3 +72,11 @@ def test_runs_as_configured_tells_a_changed_command_line(tmp_path: Path) -> None
         assert not runs_as_configured(tmp_path / "run", changed)
     finally:
         stop(tmp_path / "run", "a")
+
+
+def test_no_two_testbeds_share_a_port() -> None:
+    """Offsets are multiples of 100 (one per checkout): base ports 200 apart collided at offsets 100 and 300."""
+    ports = list(testbed._BASE_PORTS.items())
+    clashes = [(a, b) for i, (a, pa) in enumerate(ports) for b, pb in ports[i + 1:]
+               if (pa - pb) % 100 == 0 and abs(pa - pb) < 1000]
+    assert clashes == []
