@@ -66,8 +66,8 @@ def artifact_uri(uri: str, s3_endpoint: Optional[str], s3_region: Optional[str])
             raise GpuaasError("s3_endpoint and s3_region apply to s3:// URIs only; uri is {0!r} (stored as given)"
                               .format(uri))
         return uri
-    location, _, query = uri[len("s3://"):].partition("?")
-    bucket, _, path = location.partition("/")
+    location, query = (uri[len("s3://"):].split("?", 1) + [""])[:2]
+    bucket, path = (location.split("/", 1) + [""])[:2]
     path = path.strip("/")
     if "://" in location:
         raise GpuaasError(

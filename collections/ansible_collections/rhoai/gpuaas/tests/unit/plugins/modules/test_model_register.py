@@ -38,8 +38,8 @@ def test_check_mode_is_supported_and_writes_nothing(fake_registry, capsys) -> No
     assert fake_registry.writes() == []
 
 
-def test_url_and_token_fall_back_to_the_environment_and_the_token_is_never_output(fake_registry, capsys,
-                                                                                   monkeypatch) -> None:
+def test_url_and_token_fall_back_to_the_environment_and_the_token_is_never_output(
+        fake_registry, capsys, monkeypatch) -> None:
     fake_registry.token = "sha256~very-secret"
     monkeypatch.setenv("MODEL_REGISTRY_URL", fake_registry.url)
     monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "sha256~very-secret")
