@@ -54,7 +54,11 @@ def base_url(url: str) -> str:
 
 
 def artifact_uri(uri: str, s3_endpoint: Optional[str], s3_region: Optional[str]) -> str:
-    """The artifact URI as RHOAI's dashboard records it; input errors name the option to fix."""
+    """The artifact URI as RHOAI's dashboard records it; input errors name the option to fix.
+
+    The S3 options are ignored for other schemes, so that a loop over a models table can pass
+    the data connection's endpoint to every model, modelcars included.
+    """
     uri = (uri or "").strip()
     scheme = urlsplit(uri).scheme
     if not scheme or "://" not in uri:
@@ -62,9 +66,6 @@ def artifact_uri(uri: str, s3_endpoint: Optional[str], s3_region: Optional[str])
             "uri must carry its scheme: s3://<bucket>/<path> for object storage, oci://<registry>/<image>:<tag> "
             "for a modelcar, got {0!r}".format(uri))
     if scheme != "s3":
-        if s3_endpoint or s3_region:
-            raise GpuaasError("s3_endpoint and s3_region apply to s3:// URIs only; uri is {0!r} (stored as given)"
-                              .format(uri))
         return uri
     location, query = (uri[len("s3://"):].split("?", 1) + [""])[:2]
     bucket, path = (location.split("/", 1) + [""])[:2]

@@ -98,11 +98,12 @@ options:
   s3_endpoint:
     description:
       - Endpoint of the S3 store holding an C(s3://) O(uri), as the data connection's C(AWS_S3_ENDPOINT) holds it
-        (for example C(https://s3.us-east-1.amazonaws.com) or the in-cluster Service URL of MinIO).
-      - Only with an C(s3://) O(uri).
+        (for example C(https://s3.us-east-1.amazonaws.com) or the in-cluster Service URL of MinIO): the address
+        the cluster reads the weights from, not the one the upload used from outside.
+      - Ignored for other URIs, so a loop over models can pass it to every one.
     type: str
   s3_region:
-    description: Region of that bucket (the data connection's C(AWS_DEFAULT_REGION)). Only with an C(s3://) O(uri).
+    description: Region of that bucket (the data connection's C(AWS_DEFAULT_REGION)). Ignored for other URIs.
     type: str
   storage_key:
     description: Name of the data connection (Secret) that holds the credentials for O(uri); the dashboard

@@ -82,6 +82,7 @@ def test_an_s3_uri_already_carrying_its_endpoint_is_kept() -> None:
 def test_oci_and_other_uris_are_stored_exactly_as_given() -> None:
     oci = "oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5"
     assert artifact_uri(oci, None, None) == oci
+    assert artifact_uri(oci, S3, "us-east-1") == oci  # the connection's endpoint, passed to every model
     assert artifact_uri("hf://mistralai/Mistral-Small-24B-Instruct-2501", None, None) == \
         "hf://mistralai/Mistral-Small-24B-Instruct-2501"
 
@@ -92,8 +93,6 @@ def test_oci_and_other_uris_are_stored_exactly_as_given() -> None:
     ("s3://models", S3, None, "needs a bucket and a path"),
     ("s3://oci://registry.redhat.io/x:1", S3, None, "nests a second scheme"),
     ("s3://models/oci://registry.redhat.io/x:1", S3, None, "nests a second scheme"),
-    ("oci://quay.io/org/modelcar:1", S3, None, "^s3_endpoint and s3_region apply to s3:// URIs only"),
-    ("oci://quay.io/org/modelcar:1", None, "us-east-1", "^s3_endpoint and s3_region apply"),
     ("quay.io/org/modelcar:1", None, None, "^uri must carry its scheme"),
     ("models/mistral", None, None, "^uri must carry its scheme"),
     (S3_URI, "https://other.example.com", None, "give one"),
@@ -167,11 +166,11 @@ def test_a_changed_uri_patches_only_the_artifact_and_only_that_field(fake_regist
     run(module(fake_registry.url))
     new_uri = "oci://registry.redhat.io/rhelai1/modelcar-mistral-small-24b-instruct-2501-quantized-w4a16:1.5"
     mark = len(fake_registry.requests)
-    check = run(module(fake_registry.url, uri=new_uri, s3_endpoint=None, s3_region=None, check=True, diff=True))
+    check = run(module(fake_registry.url, uri=new_uri, check=True, diff=True))
     assert check["changed"] and len(fake_registry.writes()) == 3  # still only the first run's writes
     assert check["diff"]["before"]["model_artifact"]["uri"] == S3_URI
     assert check["diff"]["after"]["model_artifact"]["uri"] == new_uri
-    result = run(module(fake_registry.url, uri=new_uri, s3_endpoint=None, s3_region=None))
+    result = run(module(fake_registry.url, uri=new_uri))
     patch = [r for r in fake_registry.requests[mark:] if r["method"] != "GET"]
     assert [(r["method"], r["path"][len(API_PATH):], r["body"]) for r in patch] == [
         ("PATCH", "/model_artifacts/3", {"uri": new_uri})]
