@@ -98,7 +98,7 @@ options:
   s3_endpoint:
     description:
       - Endpoint of the S3 store holding an C(s3://) O(uri), as the data connection's C(AWS_S3_ENDPOINT) holds it
-        (for example C(https://s3.us-east-1.amazonaws.com) or the in-cluster Service URL of MinIO): the address
+        (for example C(https://s3.us-east-1.amazonaws.com) or the in-cluster Service URL of MinIO) - the address
         the cluster reads the weights from, not the one the upload used from outside.
       - Ignored for other URIs, so a loop over models can pass it to every one.
     type: str
