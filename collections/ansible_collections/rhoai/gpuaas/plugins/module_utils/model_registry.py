@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ansible.module_utils.urls import Request, SSLValidationError
+from ansible.module_utils.urls import Request
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 
@@ -163,14 +163,12 @@ class Client:
             if missing_ok and exc.code == 404 and _registry_error(exc) is not None:
                 return None
             raise GpuaasError(self._http_failure(exc, method, path, what)) from None
-        except SSLValidationError as exc:
-            raise GpuaasError(self._tls_failure(exc)) from None
         except URLError as exc:
             if isinstance(exc.reason, ssl.SSLError):
                 raise GpuaasError(self._tls_failure(exc.reason)) from None
             raise GpuaasError("url: cannot reach the Model Registry at {0} ({1}): check url, the registry's REST "
                               "route".format(self.base, exc.reason)) from None
-        except ssl.SSLError as exc:
+        except ssl.SSLError as exc:  # a TLS failure after the handshake (while reading) is not wrapped
             raise GpuaasError(self._tls_failure(exc)) from None
         except (socket.timeout, TimeoutError):
             raise GpuaasError("url: the Model Registry at {0} did not answer {1} {2} within request_timeout={3}s"
