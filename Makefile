@@ -56,7 +56,7 @@ test-lint: deps
 
 test-build: deps
 	$(BIN)/ansible-galaxy collection build --force --output-path /tmp $(COLLECTION)
-	for m in machineset_scale isvc_replicas kueue_wait minio_upload; do \
+	for m in machineset_scale isvc_replicas kueue_wait minio_upload model_register; do \
 	  $(BIN)/ansible-doc rhoai.gpuaas.$$m > /dev/null || exit 1; done
 
 test-integration: deps

@@ -69,4 +69,7 @@ want kueue && build_one kueue "$KUEUE_VERSION" kueue "-s -w" sigs.k8s.io/kueue/c
 want kserve && build_one kserve "$KSERVE_VERSION" kserve "-s -w" github.com/kserve/kserve/cmd/manager=kserve-manager \
   && copy_manifests kserve "$KSERVE_VERSION" kserve github.com/kserve/kserve config/crd/full config/webhook/manifests.yaml config/configmap/inferenceservice.yaml
 want s3 && build_one seaweedfs "$SEAWEEDFS_VERSION" seaweedfs "-s -w" github.com/seaweedfs/seaweedfs/weed=weed
+# the module root is the main package; its `proxy` command serves the REST API
+want modelregistry && build_one modelregistry "$MODELREGISTRY_VERSION" modelregistry "-s -w" \
+  github.com/kubeflow/model-registry=model-registry
 log all "done"

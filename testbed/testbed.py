@@ -1,8 +1,9 @@
 """The local GPU cluster: `up`, `down`, `status`, `kubeconfig`.
 
 Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Kueue, KServe, a
-SeaweedFS S3 server, the cloud simulator and the RHOAI simulator as processes on 127.0.0.1,
-from the binaries that build.sh caches. `up` is idempotent: it starts only what is not already serving, so it also
+SeaweedFS S3 server, the Kubeflow Model Registry's REST server on MariaDB, the cloud simulator and the RHOAI
+simulator as processes on 127.0.0.1, from the binaries that build.sh caches (MariaDB from the distribution's
+package). `up` is idempotent: it starts only what is not already serving, so it also
 recovers after a crash or a reboot; it restarts the API's clients when kube-apiserver restarted
 after them, and reports up only once a canary has passed through every controller (settle.py).
 State lives in `.testbed/` (or $TESTBED_STATE).
@@ -23,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import mariadb  # noqa: E402
 import pki  # noqa: E402
 from processes import (Component, http_ok, https_ok, pid_of, runs_as_configured, start, started_ticks,  # noqa: E402
                        stop, wait_healthy)
@@ -41,11 +43,12 @@ SLOT = int(os.environ.get("TESTBED_SLOT") or int(os.environ.get("TESTBED_PORT_OF
 _BASE_PORTS = {
     "etcd": 12379, "etcd_peer": 12380, "apiserver": 16443, "kcm": 17257, "scheduler": 17259,
     "kwok": 17247, "kueue_webhook": 17443, "kueue_metrics": 17444, "kueue_health": 17445,
-    "kserve_webhook": 17446, "kserve_metrics": 17447, "kserve_health": 17448,
+    "kserve_webhook": 17446, "kserve_metrics": 17449, "kserve_health": 17448,
     "s3": 18333, "s3_https": 18443, "weed_master": 19333, "weed_volume": 18080, "weed_filer": 18888,
     # first of VLLM_ENDPOINT_PORTS ports for vllm_sim's stand-in endpoints
     "vllm_endpoints": 18600,
     "rhoai_webhook": 17460,
+    "mariadb": 13306, "model_registry": 18090,
 }
 VLLM_ENDPOINT_PORTS = 20
 _BLOCK = 64  # a slot's ports: the named ones from the start, vllm_sim's endpoint range at the end
@@ -65,7 +68,8 @@ API = f"https://127.0.0.1:{PORTS['apiserver']}"
 # The port each component listens on first: taken without our pid file means a foreign process.
 COMPONENT_PORTS = {"etcd": PORTS["etcd"], "kube-apiserver": PORTS["apiserver"], "kube-controller-manager": PORTS["kcm"],
                    "kube-scheduler": PORTS["scheduler"], "kwok": PORTS["kwok"], "kueue": PORTS["kueue_webhook"],
-                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"], "rhoai-sim": PORTS["rhoai_webhook"]}
+                   "kserve": PORTS["kserve_webhook"], "s3": PORTS["s3"], "rhoai-sim": PORTS["rhoai_webhook"],
+                   "mariadb": PORTS["mariadb"], "model-registry": PORTS["model_registry"]}
 # Identities: the core components get their RBAC-bootstrapped users; the add-ons run as admins.
 IDENTITIES = {
     "admin": ("kubernetes-admin", "system:masters"),
@@ -80,6 +84,11 @@ IDENTITIES = {
 }
 # Kueue's metrics server reads this fixed path when its internal cert management is off.
 KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+# Where tests and playbooks read the addresses of the testbed's services (KEY=value lines).
+ENDPOINTS = STATE / "endpoints.env"
+# The Model Registry's REST server: the base URL, as RHOAI's `<registry>-rest` route is one.
+MODEL_REGISTRY_URL = f"http://127.0.0.1:{PORTS['model_registry']}"
+DB = mariadb.Layout(STATE)
 
 
 def versions() -> dict[str, str]:
@@ -88,7 +97,7 @@ def versions() -> dict[str, str]:
                          capture_output=True, text=True).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {k: env[k] for k in ("KUBE_VERSION", "ETCD_VERSION", "KWOK_VERSION", "KUEUE_VERSION",
-                                "KSERVE_VERSION", "SEAWEEDFS_VERSION", "TESTBED_CACHE")}
+                                "KSERVE_VERSION", "SEAWEEDFS_VERSION", "MODELREGISTRY_VERSION", "TESTBED_CACHE")}
 
 
 def binaries() -> dict[str, Path]:
@@ -104,6 +113,7 @@ def binaries() -> dict[str, Path]:
         "kueue": cache / f"kueue-{v['KUEUE_VERSION']}" / "kueue",
         "kserve": cache / f"kserve-{v['KSERVE_VERSION']}" / "kserve-manager",
         "weed": cache / f"seaweedfs-{v['SEAWEEDFS_VERSION']}" / "weed",
+        "model-registry": cache / f"modelregistry-{v['MODELREGISTRY_VERSION']}" / "model-registry",
         "kueue-manifests": cache / f"kueue-{v['KUEUE_VERSION']}" / "manifests",
         "kserve-manifests": cache / f"kserve-{v['KSERVE_VERSION']}" / "manifests",
         "kwok-stages": cache / f"kwok-{v['KWOK_VERSION']}" / "manifests",
@@ -173,6 +183,9 @@ def prepare() -> None:
         "name": "testbed", "credentials": [{"accessKey": env["AWS_ACCESS_KEY_ID"],
                                             "secretKey": env["AWS_SECRET_ACCESS_KEY"]}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+    # The registry reads its database DSN (with the password) from this file, not from its argv.
+    install_file(STATE / "model-registry.yaml", json.dumps({"embedmd-database-dsn": DB.dsn(PORTS["mariadb"])}).encode())
+    install_file(ENDPOINTS, f"MODEL_REGISTRY_URL={MODEL_REGISTRY_URL}\n".encode())
     cloud = STATE / "cloud.json"
     if not cloud.exists():
         cloud.write_text(json.dumps({"boot_delay_seconds": 3, "unavailable_instance_types": []}, indent=2))
@@ -218,6 +231,7 @@ def kueue_config() -> str:
 def components() -> list[Component]:
     """The processes, in start order."""
     b = binaries()
+    db_bins = mariadb.binaries() or {"server": Path("/usr/sbin/mariadbd"), "install": Path("mariadb-install-db")}
     ca = PKI / "ca.crt"
     kcfg = STATE / "kubeconfigs"
     admin_crt, admin_key = PKI / "admin.crt", PKI / "admin.key"
@@ -293,6 +307,12 @@ def components() -> list[Component]:
                          # no anonymous statistics to the internet, no Iceberg/Lance servers
                          "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0"],
                   lambda: http_ok(f"http://127.0.0.1:{PORTS['s3']}/healthz")),
+        Component("mariadb", DB.server_argv(db_bins, PORTS["mariadb"]), lambda: mariadb.ready(PORTS["mariadb"])),
+        Component("model-registry", [str(b["model-registry"]), "proxy", f"--config={STATE / 'model-registry.yaml'}",
+                                     "--hostname=127.0.0.1", f"--port={PORTS['model_registry']}",
+                                     "--datastore-type=embedmd", "--embedmd-database-type=mysql"],
+                  # 200 only once the database answers and the registry's schema is migrated
+                  lambda: http_ok(f"{MODEL_REGISTRY_URL}/readyz/health")),
         Component("cloud-sim", [sys.executable, str(HERE / "cloud_sim.py"), f"--kubeconfig={kcfg / 'cloud-sim.yaml'}",
                                 f"--config={STATE / 'cloud.json'}"],
                   lambda: pid_of(RUN, "cloud-sim") is not None, api_client=True),
@@ -313,6 +333,11 @@ def up(args: argparse.Namespace) -> int:
     if missing:
         print("testbed: binaries missing, run testbed/build.sh first:\n  " + "\n  ".join(missing), file=sys.stderr)
         return 1
+    db_bins = mariadb.binaries()
+    if db_bins is None:
+        print(f"testbed: MariaDB (mariadbd, mariadb-install-db) is not installed; the Model Registry keeps its data "
+              f"in it: {mariadb.INSTALL_HINT}", file=sys.stderr)
+        return 1
     (STATE / "s3").mkdir(parents=True, exist_ok=True)
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
@@ -325,6 +350,8 @@ def up(args: argparse.Namespace) -> int:
     for comp in components():
         if comp.name == "kueue" and install_cluster_objects(api, STATE, binaries(), PORTS):
             print(f"[up {time.monotonic() - t0:5.1f}s] CRDs, webhooks and configuration applied")
+        if comp.name == "mariadb" and DB.ensure(db_bins, LOGS / "mariadb.log"):
+            print(f"[up {time.monotonic() - t0:5.1f}s] mariadb: database {mariadb.DATABASE} created in {DB.data}")
         pid = pid_of(RUN, comp.name)
         why = _restart_reason(comp, pid, api_started)
         if pid is not None and not why and comp.health():
@@ -360,7 +387,7 @@ def up(args: argparse.Namespace) -> int:
         return 1
     print(f"[up {time.monotonic() - t0:5.1f}s] settled: a canary passed every controller in "
           f"{max(steps.values()):.1f}s; " + ", ".join(f"{what.split(':')[0]} {at:.1f}s" for what, at in steps.items()))
-    print(f"testbed up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
+    print(f"testbed up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}; endpoints: {ENDPOINTS}")
     return 0
 
 

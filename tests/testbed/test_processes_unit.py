@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testbed"))
 
+import testbed  # noqa: E402
 from processes import Component, pid_of, runs_as_configured, start, started_ticks, stop  # noqa: E402
 
 # A child that listens on a port from a second thread, as Go servers do, and ignores SIGTERM
@@ -71,3 +72,19 @@ def test_runs_as_configured_tells_a_changed_command_line(tmp_path: Path) -> None
         assert not runs_as_configured(tmp_path / "run", changed)
     finally:
         stop(tmp_path / "run", "a")
+
+
+def test_no_two_testbeds_share_a_port() -> None:
+    """Slots 0-99 (one per checkout) never share a port: the named ones, SeaweedFS's gRPC ports (+10000),
+    vllm_sim's endpoint range. (Offsets of 100 once put kserve's metrics on another checkout's kwok.)"""
+    owner: dict[int, tuple[int, str]] = {}
+    for slot in range(100):
+        ports = testbed.PORTS if slot == testbed.SLOT else (
+            dict(testbed._BASE_PORTS) if slot == 0 else testbed._slot_ports(slot))
+        used = {name: port for name, port in ports.items() if name != "vllm_endpoints"}
+        used.update({f"{name}_grpc": port + 10000 for name, port in ports.items() if name.startswith("weed_")})
+        used.update({f"vllm_{i}": ports["vllm_endpoints"] + i for i in range(testbed.VLLM_ENDPOINT_PORTS)})
+        for name, port in used.items():
+            assert port not in owner, f"slot {slot} {name} and slot {owner[port][0]} {owner[port][1]} share {port}"
+            assert 1024 < port < 65536
+            owner[port] = (slot, name)
