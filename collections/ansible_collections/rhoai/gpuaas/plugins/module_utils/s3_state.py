@@ -165,4 +165,3 @@ class DigestCache:
         except OSError:
             return False  # a read-only state_dir only costs re-hashing next time
         return True
-

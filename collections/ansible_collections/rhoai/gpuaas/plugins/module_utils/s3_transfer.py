@@ -474,8 +474,8 @@ class Uploader:
         self.progress.begin(local.key)
         data = read_range(local.path, 0, local.size)
         sha256 = hashlib.sha256(data).hexdigest()
-        response, _ = self._send("uploading %s" % local.key, "put_object", local.key, data, self._use_crc(),
-                                 **self._extra_args(sha256, 0))
+        response = self._send("uploading %s" % local.key, "put_object", local.key, data, self._use_crc(),
+                              **self._extra_args(sha256, 0))[0]
         etag = normalize_etag(response.get("ETag", ""))
         self._assert_unchanged(local)
         self._verify(local, sha256, etag)

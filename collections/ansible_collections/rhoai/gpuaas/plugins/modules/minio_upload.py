@@ -180,7 +180,7 @@ options:
       - How a file already present under its key is recognised as unchanged.
       - V(checksum) compares content, with the ETag computed in the remote object's own part layout (and the
         C(sha256) metadata with O(verify=true)); thanks to the digest cache only new or changed files are read.
-      - V(size_mtime) is s5cmd's and C(aws s3 sync)'s rule, reading no file and no object metadata: a file is
+      - V(size_mtime) is s5cmd's and C(aws s3 sync)'s rule and reads no file and no object metadata. A file is
         unchanged when the object has the same size and is not older than the file. It misses an edit that keeps
         the size when the file's mtime is older than the object.
     type: str

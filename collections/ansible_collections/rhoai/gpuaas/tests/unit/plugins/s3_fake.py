@@ -114,8 +114,8 @@ class FakeS3:
         bodies = [body[i:i + parts] for i in range(0, len(body), parts)] if parts else None
         etag = md5_etag(bodies) if bodies else hashlib.md5(body).hexdigest()
         self.objects[(self.bucket, key)] = {"body": body, "etag": etag, "metadata": dict(metadata or {}),
-                                      "parts": [len(b) for b in bodies] if bodies else [len(body)],
-                                      "modified": modified or _now(), "extra": {}}
+                                            "parts": [len(b) for b in bodies] if bodies else [len(body)],
+                                            "modified": modified or _now(), "extra": {}}
 
     def put_object(self, Bucket, Key, Body, Metadata, ContentMD5=None, ChecksumCRC32=None, **extra):
         self._record("put_object", Bucket=Bucket, Key=Key)

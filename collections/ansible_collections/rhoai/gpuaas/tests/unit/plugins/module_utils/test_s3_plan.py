@@ -159,8 +159,8 @@ def test_decide(obj, local_etag, local_sha, remote_sha, verify, expected):
 
 
 def stamped(size=1, mtime_s=100):
-    return LocalFile(path="/p", key="m/a", identity=FileIdentity(size=size, mtime_ns=mtime_s * 10**9 + 5, ctime_ns=0,
-                                                                  inode=1, device=1))
+    identity = FileIdentity(size=size, mtime_ns=mtime_s * 10**9 + 5, ctime_ns=0, inode=1, device=1)
+    return LocalFile(path="/p", key="m/a", identity=identity)
 
 
 @pytest.mark.parametrize("local,obj,expected", [

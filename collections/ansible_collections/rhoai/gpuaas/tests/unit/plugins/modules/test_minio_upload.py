@@ -83,7 +83,7 @@ def test_credentials_come_from_the_data_connection_variables(capsys, fake, src, 
         del args[name]
     result = run(capsys, args)
     assert result["uploaded"] == 2
-    target, _ = fake.made[0]
+    target = fake.made[0][0]
     assert (target.endpoint_url, target.access_key, target.secret_key) == ("http://minio.example:9000", "AKENV", SECRET)
     assert SECRET not in json.dumps(result)
 
