@@ -372,16 +372,21 @@ def test_compare_size_mtime_is_s5cmds_rule(run_module: Callable[..., dict], s3_e
     assert {k for k in after if after[k] != before[k]} == {"m/config.json"}
 
 
+def restore(comp: Any) -> None:
+    """Start the component again if it is down, and wait until it answers."""
+    if pid_of(testbed.RUN, comp.name) is None:
+        start(testbed.RUN, testbed.LOGS, comp)
+        wait_healthy(comp, time.monotonic() + 120, testbed.RUN)
+
+
 @pytest.fixture
 def s3_component() -> Iterator[Any]:
-    """The testbed's S3 server; whatever a test does to it, it is running and accepting writes afterwards."""
+    """The testbed's S3 server; whatever a test does to it, it is running again afterwards."""
     comp = next(c for c in testbed.components() if c.name == "s3")
     try:
         yield comp
     finally:
-        if pid_of(testbed.RUN, comp.name) is None:
-            start(testbed.RUN, testbed.LOGS, comp)
-            wait_healthy(comp, time.monotonic() + 120, testbed.RUN)
+        restore(comp)
 
 
 def accepts_writes(s3: Any, bucket: str) -> bool:
@@ -416,9 +421,7 @@ def test_s3_server_killed_during_a_multipart_upload_then_resumed(run_module: Cal
         if proc.poll() is None:
             kill_tree(proc.pid)
             proc.wait()
-        if pid_of(testbed.RUN, s3_component.name) is None:
-            start(testbed.RUN, testbed.LOGS, s3_component)
-            wait_healthy(s3_component, time.monotonic() + 120, testbed.RUN)
+    restore(s3_component)
     failed = result_of(out, err)
     assert proc.returncode != 0 and failed["failed"] is True
     assert "endpoint_url" in failed["msg"] and "Traceback" not in out + err, failed["msg"]
