@@ -149,6 +149,40 @@ def kill_tree(root: int) -> None:
             pass
 
 
+def download_sha256(s3: Any, bucket: str, key: str) -> str:
+    """The sha256 of the object's bytes as the server returns them (not its metadata)."""
+    digest = hashlib.sha256()
+    for block in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MiB):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def wait_settled(root: Path, settle: float = 2.1) -> None:
+    """Until every file under ``root`` last changed ``settle`` s ago: the module keeps digests only of settled files."""
+    newest = max(p.stat().st_ctime for p in root.rglob("*"))
+    while time.time() < newest + settle:
+        time.sleep(0.1)
+
+
+def result_of(stdout: str, stderr: str = "") -> dict[str, Any]:
+    """The task result from the default callback's last ``host | STATUS => {...}`` block.
+
+    That callback drops the ``failed`` key: ``failed`` is set from the STATUS (``FAILED!``).
+    """
+    start = stdout.rfind(" => {")
+    if start < 0:
+        raise AssertionError(f"no result in ansible output:\n{stdout}\n{stderr}")
+    result = json.loads(stdout[start + 4:])
+    result["failed"] = stdout[:start].rsplit("| ", 1)[-1].strip() == "FAILED!"
+    return result
+
+
+def start_module(name: str, args: dict[str, Any], **env: str) -> subprocess.Popen:
+    """The module running in the background; its result is the last ``=> {...}`` of its stdout."""
+    return subprocess.Popen(ansible_command(name, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ansible_env(**env), cwd=ROOT)
+
+
 def kill_when(name: str, args: dict[str, Any], ready: Callable[[], bool], timeout: float = 120, **env: str) -> bool:
     """Start the module, SIGKILL ansible and the module process once ``ready()``; False if it finished first."""
     proc = subprocess.Popen(ansible_command(name, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

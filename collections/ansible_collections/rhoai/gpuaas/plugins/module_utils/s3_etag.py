@@ -12,8 +12,10 @@ infers and computes while reading the file once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
 
 MiB = 1024 * 1024
@@ -72,6 +74,17 @@ def effective_part_size(size: int, wanted: int) -> int:
 def multipart_etag(part_md5s: list[bytes]) -> str:
     """The ETag S3 gives a completed multipart upload with these part digests."""
     return "%s-%d" % (hashlib.md5(b"".join(part_md5s)).hexdigest(), len(part_md5s))
+
+
+def crc32_b64(data: bytes) -> str:
+    """The ``x-amz-checksum-crc32`` value of ``data``: its CRC32, big-endian, base64."""
+    return base64.b64encode((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")).decode("ascii")
+
+
+def composite_crc32(part_checksums: list[str]) -> str:
+    """The CRC32 S3 reports for a multipart object: the CRC32 of the parts' CRC32s, then ``-N``."""
+    joined = b"".join(base64.b64decode(checksum) for checksum in part_checksums)
+    return "%s-%d" % (crc32_b64(joined), len(part_checksums))
 
 
 def infer_part_size(size: int, parts: int, first_part_size: int | None = None, preferred: tuple[int, ...] = ()) -> int | None:

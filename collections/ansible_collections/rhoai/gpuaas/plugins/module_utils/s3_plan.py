@@ -13,15 +13,22 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import is_md5_etag, normalize_etag
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import FileIdentity
 
 UPLOAD = "upload"
 SKIP = "skip"
 DELETE = "delete"
+MAX_KEY_BYTES = 1024
 
 
-class SourceError(Exception):
-    """The source cannot be read; the message names the parameter to fix."""
+class S3UploadError(GpuaasError):
+    """A failure explained for the user: what went wrong and which option fixes it."""
+
+
+class SourceError(S3UploadError):
+    """The source cannot be read; the message names the option to fix."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,15 @@ class LocalFile:
 
     path: str
     key: str
-    size: int
-    mtime_ns: int
+    identity: FileIdentity
+
+    @property
+    def size(self) -> int:
+        return self.identity.size
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.identity.mtime_ns
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class RemoteObject:
     key: str
     size: int
     etag: str
+    last_modified: float = 0.0
+    """Seconds since the epoch; only the ``size_mtime`` comparison reads it."""
 
 
 def normalize_prefix(prefix: str | None) -> str:
@@ -86,11 +102,15 @@ def local_files(src: str, prefix: str, include: list[str], exclude: list[str], p
     for path, rel in entries:
         if not is_selected(rel, include, exclude):
             continue
+        key = normalize_prefix(prefix) + rel
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise SourceError("key %s... of %s is longer than the %d bytes S3 allows: shorten prefix" % (
+                key[:64], path, MAX_KEY_BYTES))
         try:
-            stat = os.stat(path)
+            identity = FileIdentity.of(path)
         except OSError as exc:
             raise SourceError("%s: cannot read %s: %s" % (param, path, exc))
-        files.append(LocalFile(path=path, key=normalize_prefix(prefix) + rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+        files.append(LocalFile(path=path, key=key, identity=identity))
     if not files:
         raise SourceError(
             "%s %s has no files matching include=%s exclude=%s: check %s, include and exclude" % (param, src, include, exclude, param)
@@ -152,6 +172,21 @@ def decide(local: LocalFile, remote: RemoteObject | None, local_etag: str | None
         return UPLOAD, "content"
     if verify and not sha_match:
         return UPLOAD, "sha256"
+    return SKIP, "same"
+
+
+def decide_by_time(local: LocalFile, remote: RemoteObject | None) -> tuple[str, str]:
+    """(action, reason) by s5cmd's rule: same size and an object no older than the file means unchanged.
+
+    Why offered: it reads no file and no object metadata. It misses an edit that keeps
+    the size and an mtime put back before the upload, which ``checksum`` catches.
+    """
+    if remote is None:
+        return UPLOAD, "new"
+    if remote.size != local.size:
+        return UPLOAD, "size"
+    if local.mtime_ns // 10**9 > int(remote.last_modified):  # whole seconds: listings carry no more
+        return UPLOAD, "newer"
     return SKIP, "same"
 
 

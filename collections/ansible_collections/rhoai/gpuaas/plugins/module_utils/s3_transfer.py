@@ -4,9 +4,10 @@
 """Fast, resumable, verified upload of a file tree to an S3-compatible store.
 
 Why low-level multipart calls instead of boto3's transfer manager: we choose the
-parts, send each with its Content-MD5 (the server rejects corrupted or changed
-bytes), store the file's sha256 as metadata at CreateMultipartUpload time, and can
-continue an interrupted upload by listing the parts the server already holds.
+parts, send each with a checksum the server verifies (CRC32, or Content-MD5 where the
+server does not confirm CRC32), store the file's sha256 as metadata at
+CreateMultipartUpload time, and can continue an interrupted upload by listing the
+parts the server already holds.
 
 No Ansible imports here: the logic is driven by plain dataclasses and unit-testable.
 """
@@ -15,20 +16,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import threading
 import time
-import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_client import S3_ERRORS, Target, explain_error, make_client, redact
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
     MiB,
     WHOLE,
-    FileDigest,
+    composite_crc32,
+    crc32_b64,
     effective_part_size,
     etag_part_count,
     hash_file,
@@ -43,61 +43,32 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import (
     UPLOAD,
     LocalFile,
     RemoteObject,
+    S3UploadError,
     decide,
+    decide_by_time,
     to_delete,
 )
-
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        SSLError,
-    )
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import (
+    DigestCache,
+    Journal,
+    default_state_dir,
+    matches_fingerprint,
+    write_json_atomic,
+)
 
 DEFAULT_PART_SIZE = 32 * MiB
 DEFAULT_CONCURRENCY = 8
 META_SHA256 = "sha256"
 META_PART_SIZE = "part-size"
 PROGRESS_INTERVAL = 1.0
-
-
-class S3UploadError(GpuaasError):
-    """A failure explained for the user: what went wrong and which parameter fixes it."""
+CRC32 = "crc32"
+MD5 = "md5"
+CHECKSUM = "checksum"
+SIZE_MTIME = "size_mtime"
 
 
 class _Stopped(Exception):
     """Raised by queued tasks once another task has failed."""
-
-
-@dataclass
-class Target:
-    """Where to upload and how to authenticate (secrets are never logged by this code)."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    session_token: str | None = None
-    validate_certs: bool = True
-    ca_bundle: str | None = None
-    addressing_style: str | None = None
-
-    def secrets(self) -> list[str]:
-        return [value for value in (self.access_key, self.secret_key, self.session_token) if value]
 
 
 @dataclass
@@ -114,16 +85,28 @@ class Options:
     progress_file: str | None = None
     check_mode: bool = False
     state_dir: str | None = None
+    compare: str = CHECKSUM
+    checksum: str = CRC32
 
 
 @dataclass
 class FilePlan:
-    """The decision for one local file, and the digests computed to reach it."""
+    """The decision for one local file, and what was learnt to reach it."""
 
     local: LocalFile
     action: str
     reason: str
-    digest: FileDigest | None = None
+    sha256: str | None = None
+    started_ns: int = 0
+    """Wall clock before anything of this file was read: digests kept for later must predate its last change."""
+
+
+@dataclass(frozen=True)
+class HeldPart:
+    """A part the server already holds for an unfinished upload."""
+
+    size: int
+    etag: str
 
 
 @dataclass
@@ -133,110 +116,33 @@ class _Job:
     plan: FilePlan
     upload_id: str
     part_size: int
-    existing: dict[int, tuple[int, str]] = field(default_factory=dict)
+    crc: bool
+    existing: dict[int, HeldPart] = field(default_factory=dict)
     etags: dict[int, str] = field(default_factory=dict)
-    md5s: dict[int, bytes] = field(default_factory=dict)
+    checksums: dict[int, str] = field(default_factory=dict)
+    """Per part: its CRC32 (base64) with ``crc``, else its MD5 (hex)."""
     remaining: int = 0
     resumed: bool = False
 
 
-# ---------------------------------------------------------------- client and errors
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
 
 
-def client_config(target: Target, concurrency: int) -> Config:
-    """botocore settings for bulk transfer to any S3-compatible server.
-
-    Why each: a pool at least as large as our threads (no connection churn); standard
-    retries (backoff on 5xx/throttling); path-style addressing for custom endpoints
-    (MinIO, SeaweedFS, Ceph have no wildcard DNS); payload signing off and checksums
-    only when required, because every body already carries a signed Content-MD5 and
-    botocore would otherwise hash each part again (sha256 over http, CRC32 since 1.36)
-    and some servers reject the newer checksum trailers.
-    """
-    style = target.addressing_style or ("path" if target.endpoint_url else "auto")
-    kwargs: dict[str, Any] = {
-        "max_pool_connections": concurrency + 4,
-        "retries": {"mode": "standard", "max_attempts": 5},
-        "s3": {"addressing_style": style, "payload_signing_enabled": False},
-        "connect_timeout": 10,
-        "read_timeout": 120,
-        "tcp_keepalive": True,
-    }
-    if "request_checksum_calculation" in getattr(Config, "OPTION_DEFAULTS", {}):
-        kwargs["request_checksum_calculation"] = "when_required"
-        kwargs["response_checksum_validation"] = "when_required"
-    return Config(**kwargs)
+def _ignore(result: Any) -> None:
+    """Continuation of tasks whose effect is done in the task itself."""
 
 
-def make_client(target: Target, concurrency: int) -> Any:
-    """An S3 client; credentials fall back to boto3's chain (AWS_* env vars, profiles)."""
-    session = boto3.session.Session(
-        aws_access_key_id=target.access_key or None,
-        aws_secret_access_key=target.secret_key or None,
-        aws_session_token=target.session_token or None,
-        region_name=target.region or ("us-east-1" if target.endpoint_url else None),
-    )
-    verify: bool | str | None = target.ca_bundle or None
-    if not target.validate_certs:
-        verify = False
-    return session.client("s3", endpoint_url=target.endpoint_url or None, verify=verify, config=client_config(target, concurrency))
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Mask credentials in messages; they may come from env vars Ansible cannot mask."""
-    for secret in secrets:
-        text = text.replace(secret, "********")
-    return text
-
-
-def _client_error_message(code: str, status: int, detail: str, target: Target, doing: str) -> str:
-    location = "s3://%s/%s" % (target.bucket, target.prefix)
-    if code == "InvalidAccessKeyId":
-        return "%s: the server does not know this access key: check access_key (or AWS_ACCESS_KEY_ID)" % doing
-    if code == "SignatureDoesNotMatch":
-        return "%s: the signature does not match: check secret_key (or AWS_SECRET_ACCESS_KEY) for this access_key" % doing
-    if code == "NoSuchBucket":
-        return "%s: bucket %s does not exist at %s: create it or set create_bucket: true" % (
-            doing, target.bucket, target.endpoint_url or "AWS")
-    if code in ("AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException") or status == 301:
-        return "%s: the bucket is in another region (%s): set region" % (doing, detail)
-    if code in ("AccessDenied", "Forbidden", "403") or status == 403:
-        return "%s: access denied to %s: check access_key/secret_key and that they may list, read and write it" % (doing, location)
-    if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
-        return "%s: the server received other bytes than were read (the file changed during the upload?): re-run" % doing
-    if code == "EntityTooSmall":
-        return "%s: the server refused a part as too small: raise part_size (at least 5 MiB)" % doing
-    return "%s: S3 error %s (HTTP %s): %s" % (doing, code or "unknown", status, detail)
-
-
-def explain_error(exc: BaseException, target: Target, doing: str) -> str:
-    """A message naming the parameter to fix, from a botocore exception."""
-    endpoint = target.endpoint_url or "the AWS default endpoint"
-    if isinstance(exc, SSLError):
-        return ("%s: TLS certificate verification failed for endpoint_url %s (%s): set ca_bundle to the CA that "
-                "signed the server certificate, or validate_certs: false for a test server" % (doing, endpoint, exc))
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
-        return ("%s: cannot connect to endpoint_url %s (%s): check endpoint_url (or AWS_S3_ENDPOINT) and that the "
-                "S3 server is reachable from this host" % (doing, endpoint, exc))
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return ("%s: no S3 credentials: set access_key and secret_key, or the environment variables "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" % doing)
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return _client_error_message(str(error.get("Code", "")), status, str(error.get("Message", exc)), target, doing)
-    return "%s: %s: %s" % (doing, type(exc).__name__, exc)
-
-
-# ---------------------------------------------------------------- progress and journal
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Readers never see a half-written file: write a sibling then rename over."""
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+def read_range(path: str, offset: int, length: int) -> bytes:
+    """One part's bytes with a single pread: no shared file position between threads."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+    if len(data) != length:
+        raise S3UploadError("%s shrank while it was uploaded: re-run when it is no longer written" % path)
+    return data
 
 
 class Progress:
@@ -328,95 +234,28 @@ class Progress:
         self.flush()
 
 
-def default_state_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "rhoai.gpuaas", "minio_upload")
-
-
-class Journal:
-    """Fingerprints (sha256, size, mtime, part size) of the multipart uploads this host started.
-
-    Why local: S3 has no call returning the metadata of an unfinished upload, so the
-    sha256 given at CreateMultipartUpload cannot be read back. An upload is resumed
-    only if this journal says it was started for the same sha256 and size; any other
-    upload under the prefix is aborted, so a completed object never carries a stale
-    sha256. Losing the journal only costs a fresh upload.
-    """
-
-    def __init__(self, directory: str, endpoint: str, bucket: str) -> None:
-        self.directory = directory
-        self._scope = "%s\0%s" % (endpoint, bucket)
-
-    def _path(self, key: str, upload_id: str) -> str:
-        name = hashlib.sha1(("%s\0%s\0%s" % (self._scope, key, upload_id)).encode()).hexdigest()
-        return os.path.join(self.directory, name + ".json")
-
-    def record(self, key: str, upload_id: str, fingerprint: dict) -> None:
-        try:
-            os.makedirs(self.directory, exist_ok=True)
-            write_json_atomic(self._path(key, upload_id), dict(fingerprint, key=key, upload_id=upload_id))
-        except OSError:
-            pass  # without a record the upload is simply not resumed
-
-    def load(self, key: str, upload_id: str) -> dict | None:
-        try:
-            with open(self._path(key, upload_id)) as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
-    def forget(self, key: str, upload_id: str) -> None:
-        try:
-            os.unlink(self._path(key, upload_id))
-        except OSError:
-            pass
-
-
-def matches_fingerprint(record: dict | None, sha256: str | None, size: int) -> bool:
-    """Resume only an upload started for exactly this content."""
-    return bool(record) and sha256 is not None and record.get("sha256") == sha256 and record.get("size") == size
-
-
-# ---------------------------------------------------------------- the upload
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _ignore(result: Any) -> None:
-    """Continuation of tasks whose effect is done in the task itself."""
-
-
-def read_range(path: str, offset: int, length: int) -> bytes:
-    """One part's bytes with a single pread: no shared file position between threads."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, length, offset)
-    finally:
-        os.close(fd)
-    if len(data) != length:
-        raise S3UploadError("%s shrank while it was uploaded: re-run when it is no longer written" % path)
-    return data
-
-
 class Uploader:
     """Plans and runs one mirror of local files to s3://bucket/prefix."""
 
     def __init__(self, target: Target, options: Options, client: Any = None, journal: Journal | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, digests: DigestCache | None = None) -> None:
         self.target = target
         self.options = options
         self.client = client if client is not None else make_client(target, options.concurrency)
-        self.journal = journal or Journal(options.state_dir or default_state_dir(), target.endpoint_url or "aws", target.bucket)
+        state_dir = options.state_dir or default_state_dir()
+        self.journal = journal or Journal(state_dir, target.endpoint_url or "aws", target.bucket)
+        self.digests = digests or DigestCache(state_dir)
         self.progress = progress or Progress(None if options.check_mode else options.progress_file)
         self.trust_etag = options.sse != "aws:kms"
+        # An SSE-KMS ETag is no MD5, so a CRC32 the server ignored could not be checked afterwards.
+        self._crc_ok: bool | None = None if options.checksum == CRC32 and self.trust_etag else False
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._pending: dict[Future, Callable[[Any], None]] = {}
         self._uploads: dict[str, list[dict]] = {}
         self._resumed_ids: set[str] = set()
-        self._plans: dict[str, FilePlan] = {}
         self._results: dict[str, dict] = {}
+        self.hashed_bytes = 0
         self.bucket_created = False
         self.remote: dict[str, RemoteObject] = {}
 
@@ -428,7 +267,7 @@ class Uploader:
     def _call(self, doing: str, method: str, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, method)(Bucket=self.target.bucket, **kwargs)
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._explained(exc, doing)
 
     def list_remote(self) -> dict[str, RemoteObject]:
@@ -458,7 +297,9 @@ class Uploader:
                 kwargs["ContinuationToken"] = token
             page = self._call(doing, "list_objects_v2", **kwargs)
             for item in page.get("Contents", []):
-                found[item["Key"]] = RemoteObject(key=item["Key"], size=int(item["Size"]), etag=item.get("ETag", ""))
+                modified = item.get("LastModified")
+                found[item["Key"]] = RemoteObject(key=item["Key"], size=int(item["Size"]), etag=item.get("ETag", ""),
+                                                  last_modified=modified.timestamp() if modified else 0.0)
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return found
@@ -467,8 +308,8 @@ class Uploader:
         try:
             self.client.head_bucket(Bucket=self.target.bucket)
             return True
-        except (BotoCoreError, ClientError) as exc:
-            if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+        except S3_ERRORS as exc:
+            if _status(exc) == 404:
                 return False
             raise self._explained(exc, doing)
 
@@ -490,13 +331,13 @@ class Uploader:
             items.sort(key=lambda upload: str(upload.get("Initiated", "")), reverse=True)
         return uploads
 
-    def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[int, str]]:
-        parts: dict[int, tuple[int, str]] = {}
+    def _list_parts(self, key: str, upload_id: str) -> dict[int, HeldPart]:
+        parts: dict[int, HeldPart] = {}
         kwargs: dict[str, Any] = {"Key": key, "UploadId": upload_id}
         while True:
             page = self._call("listing parts of %s" % key, "list_parts", **kwargs)
             for part in page.get("Parts", []):
-                parts[int(part["PartNumber"])] = (int(part["Size"]), part["ETag"])
+                parts[int(part["PartNumber"])] = HeldPart(int(part["Size"]), part["ETag"])
             if not page.get("IsTruncated"):
                 return parts
             kwargs["PartNumberMarker"] = page.get("NextPartNumberMarker")
@@ -507,8 +348,8 @@ class Uploader:
             kwargs["PartNumber"] = part_number
         try:
             return self.client.head_object(Bucket=self.target.bucket, **kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            if part_number and isinstance(exc, ClientError):
+        except S3_ERRORS as exc:
+            if part_number and _status(exc):
                 return None  # servers without PartNumber support: fall back to inference
             raise self._explained(exc, "reading metadata of %s" % key)
 
@@ -525,22 +366,39 @@ class Uploader:
             first = length if 0 < length < remote.size else 0
         return infer_part_size(remote.size, parts, first or None, (self.options.part_size,)) or remote.size
 
+    def _digests(self, plan: FilePlan, layout: int | None) -> tuple[str, str | None]:
+        """(sha256, ETag for ``layout``) of the file: from the digest cache, else by reading it once."""
+        local = plan.local
+        cached = self.digests.lookup(local.path, local.identity)
+        if cached and (layout is None or layout in cached.etags):
+            return cached.sha256, cached.etags.get(layout) if layout is not None else None
+        digest = hash_file(local.path, () if layout is None else (layout,), sha256=True)
+        with self._lock:
+            self.hashed_bytes += digest.size
+        etags = {} if layout is None else {layout: digest.etag(layout)}
+        self._remember(plan, digest.sha256 or "", etags)
+        return digest.sha256 or "", etags.get(layout) if layout is not None else None
+
+    def _remember(self, plan: FilePlan, sha256: str, etags: dict[int, str]) -> None:
+        if not self.options.check_mode:
+            self.digests.store(plan.local.path, plan.local.identity, sha256, etags, plan.started_ns)
+
     def prepare(self, local: LocalFile, remote: RemoteObject | None) -> FilePlan:
-        """Decide one file: hashing it only as much as the decision (and a later upload) needs."""
+        """Decide one file, reading it only when neither the digest cache nor the chosen comparison spare it."""
         self._check_stop()
-        single = local.size <= self.options.part_size
-        if remote is None or remote.size != local.size:
-            action, reason = decide(local, remote, None, None, None, self.options.verify, self.trust_etag)
-            needs_sha = not single and not self.options.check_mode
-            digest = hash_file(local.path, (), sha256=True) if needs_sha else None
-            return FilePlan(local, action, reason, digest)
+        plan = FilePlan(local, UPLOAD, "new", started_ns=time.time_ns())
+        if self.options.compare == SIZE_MTIME or remote is None or remote.size != local.size:
+            plan.action, plan.reason = decide_by_time(local, remote)
+            if plan.action == UPLOAD and local.size > self.options.part_size and not self.options.check_mode:
+                plan.sha256 = self._digests(plan, None)[0]  # given when the multipart upload is created
+            return plan
         parts = etag_part_count(remote.etag)
         head = self._head(local.key) if (self.options.verify or parts or not self.trust_etag) else None
         layout = self._remote_layout(remote, head)
-        digest = hash_file(local.path, (layout,), sha256=True)
+        plan.sha256, etag = self._digests(plan, layout)
         remote_sha = (head or {}).get("Metadata", {}).get(META_SHA256)
-        action, reason = decide(local, remote, digest.etag(layout), digest.sha256, remote_sha, self.options.verify, self.trust_etag)
-        return FilePlan(local, action, reason, digest)
+        plan.action, plan.reason = decide(local, remote, etag, plan.sha256, remote_sha, self.options.verify, self.trust_etag)
+        return plan
 
     # -- transfer tasks (run on the I/O pool)
 
@@ -568,8 +426,35 @@ class Uploader:
         if self.trust_etag and normalize_etag(got) != expected:
             raise S3UploadError("upload of %s returned ETag %s, expected %s: the store altered the data" % (key, normalize_etag(got), expected))
 
+    def _use_crc(self) -> bool:
+        return self._crc_ok is not False
+
+    def _send(self, doing: str, method: str, key: str, data: bytes, crc: bool, **kwargs: Any) -> tuple[dict, str]:
+        """One request carrying ``data`` with a checksum the server verifies; returns (response, checksum).
+
+        With ``crc`` the body's CRC32 goes in ``x-amz-checksum-crc32``; a server that does not echo
+        it back ignored it, so the body is then checked by its MD5 against the returned ETag and the
+        following requests carry Content-MD5 instead. Without, Content-MD5 (MD5 is the costlier hash).
+        """
+        if not crc:
+            md5 = hashlib.md5(data).digest()
+            response = self._call(doing, method, Key=key, Body=data, ContentMD5=_b64(md5), **kwargs)
+            self._check_etag(key, response.get("ETag", ""), md5.hex())
+            return response, md5.hex()
+        checksum = crc32_b64(data)
+        response = self._call(doing, method, Key=key, Body=data, ChecksumCRC32=checksum, **kwargs)
+        echoed = response.get("ChecksumCRC32")
+        if echoed is None:
+            self._crc_ok = False
+            self._check_etag(key, response.get("ETag", ""), hashlib.md5(data).hexdigest())
+        elif echoed != checksum:
+            raise S3UploadError("%s: the store answered CRC32 %s, expected %s: it altered the data" % (doing, echoed, checksum))
+        else:
+            self._crc_ok = True
+        return response, checksum
+
     def _verify(self, local: LocalFile, sha256: str, etag: str) -> None:
-        """HEAD the finished object: size, ETag and sha256 metadata must match what was read."""
+        """HEAD the finished object: size, ETag and sha256 metadata must match what was sent."""
         if not self.options.verify:
             return
         head = self._head(local.key) or {}
@@ -588,13 +473,13 @@ class Uploader:
         local = plan.local
         self.progress.begin(local.key)
         data = read_range(local.path, 0, local.size)
-        md5 = hashlib.md5(data).digest()
         sha256 = hashlib.sha256(data).hexdigest()
-        response = self._call("uploading %s" % local.key, "put_object", Key=local.key, Body=data, ContentMD5=_b64(md5),
-                              **self._extra_args(sha256, 0))
-        self._check_etag(local.key, response.get("ETag", ""), md5.hex())
+        response = self._send("uploading %s" % local.key, "put_object", local.key, data, self._use_crc(),
+                              **self._extra_args(sha256, 0))[0]
+        etag = normalize_etag(response.get("ETag", ""))
         self._assert_unchanged(local)
-        self._verify(local, sha256, md5.hex())
+        self._verify(local, sha256, etag)
+        self._remember(plan, sha256, {WHOLE: etag})
         self.progress.advance(local.size, sent=True)
         self.progress.finished(local.key)
         return local.size
@@ -602,50 +487,65 @@ class Uploader:
     def start_multipart(self, plan: FilePlan) -> _Job:
         """Resume this file's own unfinished upload if there is one, else create a new one."""
         self._check_stop()
-        local, sha256 = plan.local, plan.digest.sha256 if plan.digest else None
+        local, sha256 = plan.local, plan.sha256
+        crc = self._use_crc()
         self.progress.begin(local.key)
         for upload in self._uploads.get(local.key, []):
             record = self.journal.load(local.key, upload["UploadId"])
-            if matches_fingerprint(record, sha256, local.size) and upload["UploadId"] not in self._resumed_ids:
+            if matches_fingerprint(record, sha256, local.size, CRC32 if crc else MD5) and upload["UploadId"] not in self._resumed_ids:
                 self._resumed_ids.add(upload["UploadId"])
                 existing = self._list_parts(local.key, upload["UploadId"])
-                return _Job(plan, upload["UploadId"], int(record["part_size"]), existing=existing, resumed=True)
+                return _Job(plan, upload["UploadId"], int(record["part_size"]), crc, existing=existing, resumed=True)
         part_size = effective_part_size(local.size, self.options.part_size)
-        response = self._call("starting the upload of %s" % local.key, "create_multipart_upload", Key=local.key,
-                              **self._extra_args(sha256 or "", part_size))
+        extra = self._extra_args(sha256 or "", part_size)
+        if crc:
+            extra["ChecksumAlgorithm"] = "CRC32"
+        response = self._call("starting the upload of %s" % local.key, "create_multipart_upload", Key=local.key, **extra)
         upload_id = response["UploadId"]
         self.journal.record(local.key, upload_id, {"sha256": sha256, "size": local.size, "mtime_ns": local.mtime_ns,
-                                                   "part_size": part_size})
-        return _Job(plan, upload_id, part_size)
+                                                   "part_size": part_size, "checksum": CRC32 if crc else MD5})
+        return _Job(plan, upload_id, part_size, crc)
 
-    def upload_part(self, job: _Job, number: int, offset: int, length: int) -> tuple[int, str, bytes]:
-        """Read a part once; skip it if the server already holds identical bytes, else send it with Content-MD5."""
+    def upload_part(self, job: _Job, number: int, offset: int, length: int) -> tuple[int, str, str]:
+        """Read a part once; reuse it if the server already holds identical bytes, else send it."""
         self._check_stop()
         local = job.plan.local
         data = read_range(local.path, offset, length)
-        md5 = hashlib.md5(data).digest()
         held = job.existing.get(number)
-        if held and held[0] == length and normalize_etag(held[1]) == md5.hex():
+        if held and held.size == length and normalize_etag(held.etag) == hashlib.md5(data).hexdigest():
             self.progress.advance(length, sent=False)
-            return number, held[1], md5
-        response = self._call("uploading part %d of %s" % (number, local.key), "upload_part", Key=local.key,
-                              UploadId=job.upload_id, PartNumber=number, Body=data, ContentMD5=_b64(md5))
-        self._check_etag(local.key, response.get("ETag", ""), md5.hex())
+            return number, held.etag, crc32_b64(data) if job.crc else normalize_etag(held.etag)
+        response, digest = self._send("uploading part %d of %s" % (number, local.key), "upload_part", local.key, data,
+                                      job.crc, UploadId=job.upload_id, PartNumber=number)
         self.progress.advance(length, sent=True)
-        return number, response["ETag"], md5
+        return number, response["ETag"], digest
 
     def complete_multipart(self, job: _Job) -> _Job:
         """Publish the object: only now does the key show the new content."""
         self._check_stop()
         local = job.plan.local
         self._assert_unchanged(local)
-        parts = [{"PartNumber": number, "ETag": job.etags[number]} for number in sorted(job.etags)]
+        numbers = sorted(job.etags)
+        parts = []
+        for number in numbers:
+            part = {"PartNumber": number, "ETag": job.etags[number]}
+            if job.crc:
+                part["ChecksumCRC32"] = job.checksums[number]
+            parts.append(part)
         response = self._call("completing the upload of %s" % local.key, "complete_multipart_upload", Key=local.key,
                               UploadId=job.upload_id, MultipartUpload={"Parts": parts})
-        expected = multipart_etag([job.md5s[number] for number in sorted(job.md5s)])
-        self._check_etag(local.key, response.get("ETag", ""), expected)
+        etag = normalize_etag(response.get("ETag", ""))
+        if job.crc:
+            echoed = response.get("ChecksumCRC32")
+            expected = composite_crc32([job.checksums[number] for number in numbers])
+            if echoed and echoed.split("-")[0] != expected.split("-")[0]:
+                raise S3UploadError("completing %s: the store answered CRC32 %s, expected %s: it assembled other parts" % (
+                    local.key, echoed, expected))
+        else:
+            self._check_etag(local.key, etag, multipart_etag([bytes.fromhex(job.checksums[number]) for number in numbers]))
         self.journal.forget(local.key, job.upload_id)
-        self._verify(local, job.plan.digest.sha256 if job.plan.digest else "", expected)
+        self._verify(local, job.plan.sha256 or "", etag)
+        self._remember(job.plan, job.plan.sha256 or "", {job.part_size: etag})
         self.progress.finished(local.key)
         return job
 
@@ -668,7 +568,6 @@ class Uploader:
 
     def _on_prepared(self, io_pool: ThreadPoolExecutor, plan: FilePlan) -> None:
         local = plan.local
-        self._plans[local.key] = plan
         self._results[local.key] = {"key": local.key, "action": plan.action, "size": local.size, "reason": plan.reason}
         if plan.action != UPLOAD or self.options.check_mode:
             return
@@ -686,16 +585,16 @@ class Uploader:
         for number, (offset, length) in enumerate(ranges, start=1):
             self._submit(io_pool, lambda done, job=job: self._on_part(io_pool, job, done), self.upload_part, job, number, offset, length)
 
-    def _on_part(self, io_pool: ThreadPoolExecutor, job: _Job, done: tuple[int, str, bytes]) -> None:
-        number, etag, md5 = done
+    def _on_part(self, io_pool: ThreadPoolExecutor, job: _Job, done: tuple[int, str, str]) -> None:
+        number, etag, digest = done
         job.etags[number] = etag
-        job.md5s[number] = md5
+        job.checksums[number] = digest
         job.remaining -= 1
         if job.remaining == 0:
             self._submit(io_pool, _ignore, self.complete_multipart, job)
 
     def _abort_stale(self) -> int:
-        """Abort unfinished uploads under the prefix that this run did not resume."""
+        """Abort unfinished uploads under the prefix that this run did not resume (in check mode, count them)."""
         aborted = 0
         for key, uploads in sorted(self._uploads.items()):
             for upload in uploads:
@@ -747,7 +646,7 @@ class Uploader:
         entries = [self._results[key] for key in sorted(self._results)]
         entries.extend({"key": obj.key, "action": DELETE, "size": obj.size, "reason": "absent from source"} for obj in deletions)
         uploads = [entry for entry in entries if entry["action"] == UPLOAD]
-        seconds = self.progress.seconds()
+        elapsed = self.progress.seconds()
         sent = sum(entry["size"] for entry in uploads) if self.options.check_mode else self.progress.bytes_sent
         return {
             "changed": bool(uploads or deletions or aborted or self.bucket_created),
@@ -759,7 +658,14 @@ class Uploader:
             "bucket_created": self.bucket_created,
             "bytes": sent,
             "reused_bytes": 0 if self.options.check_mode else self.progress.bytes_done - self.progress.bytes_sent,
-            "seconds": round(seconds, 3),
-            "mb_per_s": round(sent / seconds / 1e6, 2) if seconds > 0 and not self.options.check_mode else 0.0,
+            "hashed_bytes": self.hashed_bytes,
+            "checksum": CRC32 if self._crc_ok is not False else MD5,
+            "elapsed": round(elapsed, 3),
+            "mb_per_s": round(sent / elapsed / 1e6, 2) if elapsed > 0 and not self.options.check_mode else 0.0,
             "files": entries,
         }
+
+
+def _status(exc: BaseException) -> int:
+    """The HTTP status of a botocore error, 0 when there was no answer."""
+    return int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)

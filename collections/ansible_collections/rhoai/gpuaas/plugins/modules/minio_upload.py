@@ -14,18 +14,21 @@ description:
   - Mirrors a local file or directory, or a Hugging Face repository snapshot, to C(s3://bucket/prefix/) on any
     S3-compatible store (MinIO, SeaweedFS, Ceph RGW, AWS S3).
   - Files larger than O(part_size) are sent as parallel multipart uploads, smaller ones with a single PUT.
-    O(concurrency) requests run at once, across parts and files. Every request carries the Content-MD5 of its
-    body, so the server rejects corrupted bytes.
+    O(concurrency) requests run at once, across parts and files. Every request carries a checksum of its body that
+    the server verifies, so it rejects corrupted bytes (see O(request_checksum)).
   - Each object gets its file's sha256 in the metadata key C(sha256) (C(x-amz-meta-sha256)).
   - A file is skipped when the remote object has the same size and the same ETag, the ETag being computed locally
     with the remote object's own part layout (part count from the ETag, part size from the object's
     C(part-size) metadata, a HEAD with C(PartNumber=1), or inferred). When the ETag is not an MD5
     (SSE-KMS), the C(sha256) metadata decides.
   - An interrupted multipart upload is continued by the next run. The uploads this host starts are recorded
-    (sha256, size, mtime, part size) in C(~/.cache/rhoai.gpuaas/minio_upload) (or C($XDG_CACHE_HOME)), because
-    S3 cannot return the metadata of an unfinished upload. An upload is resumed only when that record matches the
-    file's sha256 and size; parts the server already holds are reused when their size and MD5 match the local
-    part. Other unfinished uploads under the prefix are aborted. Objects appear at their key only once complete.
+    (sha256, size, mtime, part size) in O(state_dir), because S3 cannot return the metadata of an unfinished
+    upload. An upload is resumed only when that record matches the file's sha256 and size; parts the server
+    already holds are reused when their size and MD5 (and CRC32) match the local part. Other unfinished uploads
+    under the prefix are aborted. Objects appear at their key only once complete.
+  - The sha256 and ETags computed for a file are kept in O(state_dir) too, keyed by its path, size, mtime, ctime,
+    inode and device; while all of these are unchanged the file is not read again, so an unchanged re-run reads
+    no file content. Editing a file always changes its ctime (which, unlike the mtime, cannot be set back).
   - Multipart files are read twice (first for the sha256 that must be given when the upload is created, then part
     by part to send); the second read is usually served from the page cache. Small files are read once.
   - Do not run two uploads to the same bucket and prefix at the same time; each aborts the other's unfinished
@@ -145,12 +148,12 @@ options:
     default: 8
   verify:
     description:
-      - When true, an object is skipped only if its C(sha256) metadata also matches the local file (objects
-        uploaded by other tools lack it and are uploaded again), and every uploaded object is read back with
-        HEAD; a size, ETag or sha256 mismatch fails the task (it means a broken store or a concurrent writer,
-        which re-uploading would hide).
+      - When true, with O(compare=checksum) an object is skipped only if its C(sha256) metadata also matches the
+        local file (objects uploaded by other tools lack it and are uploaded again), and every uploaded object is
+        read back with HEAD; a size, ETag or sha256 mismatch fails the task (it means a broken store or a
+        concurrent writer, which re-uploading would hide).
       - When false, size and ETag decide and nothing is read back; each request is still checked by the server
-        against its Content-MD5.
+        against its checksum (O(request_checksum)).
     type: bool
     default: true
   delete:
@@ -164,6 +167,36 @@ options:
   sse_kms_key_id:
     description: KMS key for O(sse=aws:kms).
     type: str
+  state_dir:
+    description:
+      - Directory for the resume records of interrupted uploads and the digest cache of local files, created when
+        missing. Defaults to C($XDG_CACHE_HOME/rhoai.gpuaas/minio_upload), else
+        C(~/.cache/rhoai.gpuaas/minio_upload).
+      - Point it at persistent storage where the home directory is thrown away after each run (an AAP job's
+        container), or uploads are not resumed and every re-run hashes every file again.
+    type: path
+  compare:
+    description:
+      - How a file already present under its key is recognised as unchanged.
+      - V(checksum) compares content, with the ETag computed in the remote object's own part layout (and the
+        C(sha256) metadata with O(verify=true)); thanks to the digest cache only new or changed files are read.
+      - V(size_mtime) is s5cmd's and C(aws s3 sync)'s rule and reads no file and no object metadata. A file is
+        unchanged when the object has the same size and is not older than the file. It misses an edit that keeps
+        the size when the file's mtime is older than the object.
+    type: str
+    choices: [checksum, size_mtime]
+    default: checksum
+  request_checksum:
+    description:
+      - The checksum each request carries for the server to verify its body.
+      - V(crc32) sends the S3 additional checksum C(x-amz-checksum-crc32) (C(ChecksumAlgorithm=CRC32)), about five
+        times cheaper to compute than MD5. A server that does not answer with the checksum ignored it; then the
+        body's MD5 is checked against the returned ETag and the following requests carry Content-MD5.
+        With O(sse=aws:kms) Content-MD5 is always used, since such an ETag is no MD5.
+      - V(md5) sends C(Content-MD5), which every S3-compatible server checks.
+    type: str
+    choices: [crc32, md5]
+    default: crc32
   progress_file:
     description:
       - Write progress as JSON to this file, atomically, about every second and at the end. Keys C(phase)
@@ -173,6 +206,8 @@ options:
       - Not written in check mode.
     type: path
 notes:
+  - Bad options (bucket and prefix names S3 refuses, part sizes out of range, a malformed O(endpoint_url), one
+    credential without the other, missing files) fail the task before anything is read or written.
   - Keep part numbers in mind for huge files; S3 allows 10,000 parts per object, the module raises O(part_size)
     for a file that needs more.
   - Credentials given as parameters, or taken from C(AWS_*) variables through the parameter fallbacks, are never
@@ -209,6 +244,14 @@ EXAMPLES = r"""
     AWS_S3_ENDPOINT: "{{ conn.AWS_S3_ENDPOINT }}"
     AWS_ACCESS_KEY_ID: "{{ conn.AWS_ACCESS_KEY_ID }}"
     AWS_SECRET_ACCESS_KEY: "{{ conn.AWS_SECRET_ACCESS_KEY }}"
+
+- name: Keep resume records and digests on a persistent volume (an AAP container group)
+  rhoai.gpuaas.minio_upload:
+    hf_repo: mistralai/Devstral-Small-2505
+    hf_cache_dir: /runner/persistent/hf-cache
+    state_dir: /runner/persistent/minio_upload
+    bucket: models
+    prefix: devstral-2
 
 - name: Start a long upload in the background
   rhoai.gpuaas.minio_upload:
@@ -284,13 +327,29 @@ reused_bytes:
   returned: always
   type: int
   sample: 0
-seconds:
-  description: Wall time of the run, planning included.
+hashed_bytes:
+  description: Bytes read to hash local files before deciding or uploading; 0 when every digest came from the digest
+    cache in O(state_dir) (an unchanged re-run).
+  returned: always
+  type: int
+  sample: 0
+checksum:
+  description: The request checksum used, V(crc32) or V(md5) (V(md5) also when the server ignored CRC32).
+  returned: always
+  type: str
+  sample: crc32
+state_dir:
+  description: The directory holding the resume records and the digest cache.
+  returned: always
+  type: str
+  sample: /home/runner/.cache/rhoai.gpuaas/minio_upload
+elapsed:
+  description: Wall time of the run in seconds, planning included.
   returned: always
   type: float
   sample: 42.7
 mb_per_s:
-  description: RV(bytes) / RV(seconds) in megabytes (10^6 bytes) per second.
+  description: RV(bytes) / RV(elapsed) in megabytes (10^6 bytes) per second.
   returned: always
   type: float
   sample: 377.2
@@ -313,8 +372,8 @@ files:
       type: int
       sample: 4983245824
     reason:
-      description: Why; C(new), C(size), C(content), C(sha256) (metadata missing or different), C(resumed),
-        C(same), C(absent from source).
+      description: Why; C(new), C(size), C(content), C(sha256) (metadata missing or different), C(newer)
+        (O(compare=size_mtime)), C(resumed), C(same), C(absent from source).
       type: str
       sample: new
 bucket:
@@ -329,27 +388,10 @@ prefix:
   sample: mistral-3-bf16/
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import MAX_PART_SIZE, MIN_PART_SIZE, parse_size
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import (
-    SourceError,
-    diff_text,
-    local_files,
-    normalize_prefix,
-    resolve_hf_snapshot,
-)
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_transfer import (
-    BOTO3_IMPORT_ERROR,
-    HAS_BOTO3,
-    Options,
-    S3UploadError,
-    Target,
-    Uploader,
-    redact,
-)
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.runner import run_module
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_upload import redactor, run
 
 ARGUMENT_SPEC = dict(
     src=dict(type="path"),
@@ -376,27 +418,11 @@ ARGUMENT_SPEC = dict(
     delete=dict(type="bool", default=False),
     sse=dict(type="str", choices=["AES256", "aws:kms"]),
     sse_kms_key_id=dict(type="str", no_log=False),
+    state_dir=dict(type="path"),
+    compare=dict(type="str", default="checksum", choices=["checksum", "size_mtime"]),
+    request_checksum=dict(type="str", default="crc32", choices=["crc32", "md5"]),
     progress_file=dict(type="path"),
 )
-
-
-def _part_size(module: AnsibleModule) -> int:
-    try:
-        size = parse_size(module.params["part_size"])
-    except ValueError as exc:
-        module.fail_json(msg="part_size: %s" % exc)
-    if not MIN_PART_SIZE <= size <= MAX_PART_SIZE:
-        module.fail_json(msg="part_size must be between 5MiB and 5GiB (S3 limits), got %s" % module.params["part_size"])
-    return size
-
-
-def _source_files(module: AnsibleModule, prefix: str) -> list:
-    params = module.params
-    if params["hf_repo"]:
-        root = resolve_hf_snapshot(params["hf_repo"], params["hf_revision"], params["hf_cache_dir"], params["hf_token"],
-                                   params["include"], params["exclude"])
-        return local_files(root, prefix, params["include"], params["exclude"], param="hf_repo")
-    return local_files(params["src"], prefix, params["include"], params["exclude"])
 
 
 def main() -> None:
@@ -407,35 +433,7 @@ def main() -> None:
         required_by={"sse_kms_key_id": "sse"},
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
-    params = module.params
-    if params["concurrency"] < 1:
-        module.fail_json(msg="concurrency must be at least 1")
-    prefix = normalize_prefix(params["prefix"])
-    target = Target(
-        bucket=params["bucket"], prefix=prefix, endpoint_url=params["endpoint_url"], region=params["region"],
-        access_key=params["access_key"], secret_key=params["secret_key"], session_token=params["session_token"],
-        validate_certs=params["validate_certs"], ca_bundle=params["ca_bundle"], addressing_style=params["addressing_style"],
-    )
-    options = Options(
-        part_size=_part_size(module), concurrency=params["concurrency"], verify=params["verify"], delete=params["delete"],
-        create_bucket=params["create_bucket"], sse=params["sse"], sse_kms_key_id=params["sse_kms_key_id"],
-        progress_file=params["progress_file"], check_mode=module.check_mode,
-    )
-    try:
-        files = _source_files(module, prefix)
-        uploader = Uploader(target, options)
-        result = uploader.run(files)
-    except (SourceError, S3UploadError) as exc:
-        module.fail_json(msg=redact(str(exc), target.secrets()))
-    except Exception as exc:  # anything unexpected: keep the traceback, never the secrets
-        module.fail_json(msg=redact("unexpected error: %s: %s" % (type(exc).__name__, exc), target.secrets()),
-                         exception=redact(traceback.format_exc(), target.secrets()))
-    result.update(bucket=target.bucket, prefix=prefix)
-    if module._diff:
-        result["diff"] = diff_text(result["files"], uploader.remote)
-    module.exit_json(**result)
+    run_module(module, run, redact=redactor(module.params))
 
 
 if __name__ == "__main__":

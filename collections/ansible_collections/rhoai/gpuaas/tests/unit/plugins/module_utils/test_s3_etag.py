@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 
@@ -12,6 +13,8 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
     MAX_PARTS,
     WHOLE,
     MiB,
+    composite_crc32,
+    crc32_b64,
     effective_part_size,
     etag_part_count,
     hash_file,
@@ -73,6 +76,18 @@ def test_multipart_etag_matches_reference_for_any_block_split(blob, part_size, b
     path, data = blob
     digest = hash_file(path, (part_size,), block=block)
     assert digest.etag(part_size) == reference_multipart_etag(data, part_size)
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_a_size_that_is_an_exact_multiple_has_no_empty_last_part(tmp_path, parts):
+    data = os.urandom(parts * 1024)
+    path = tmp_path / "exact"
+    path.write_bytes(data)
+    digest = hash_file(str(path), (1024,), block=1024)
+    assert len(digest.part_md5s[1024]) == parts
+    assert digest.etag(1024) == reference_multipart_etag(data, 1024)
+    assert part_ranges(len(data), 1024) == [(i * 1024, 1024) for i in range(parts)]
+    assert part_count(len(data), 1024) == parts
 
 
 def test_one_read_computes_several_layouts(blob):
@@ -142,3 +157,16 @@ def test_parse_size(text, size):
 def test_parse_size_rejects(text):
     with pytest.raises(ValueError, match="is not a size"):
         parse_size(text)
+
+
+def test_crc32_is_big_endian_base64():
+    # CRC-32 (IEEE) of "123456789" is 0xCBF43926, the check value of the algorithm
+    assert crc32_b64(b"123456789") == base64.b64encode(bytes.fromhex("cbf43926")).decode()
+    assert crc32_b64(b"") == "AAAAAA=="
+
+
+def test_composite_crc32_is_the_crc_of_the_part_crcs():
+    parts = [crc32_b64(b"a"), crc32_b64(b"b"), crc32_b64(b"c")]
+    joined = b"".join(base64.b64decode(p) for p in parts)
+    assert composite_crc32(parts) == crc32_b64(joined) + "-3"
+    assert composite_crc32(parts) != composite_crc32(list(reversed(parts)))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -14,6 +15,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import (
     RemoteObject,
     SourceError,
     decide,
+    decide_by_time,
     diff_text,
     is_selected,
     local_files,
@@ -21,10 +23,11 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import (
     resolve_hf_snapshot,
     to_delete,
 )
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import FileIdentity
 
 MD5 = hashlib.md5(b"x").hexdigest()
 SHA = hashlib.sha256(b"x").hexdigest()
-LOCAL = LocalFile(path="/p", key="m/a", size=1, mtime_ns=0)
+LOCAL = LocalFile(path="/p", key="m/a", identity=FileIdentity(size=1, mtime_ns=0, ctime_ns=0, inode=1, device=1))
 
 
 @pytest.fixture
@@ -56,7 +59,21 @@ def test_is_selected(rel, include, exclude, selected):
 def test_directory_keys_are_relative_posix_paths_under_prefix(tree):
     files = local_files(str(tree), "m/", [], [".cache/*"])
     assert [f.key for f in files] == ["m/README.md", "m/config.json", "m/model-1.safetensors", "m/sub/model-2.safetensors"]
-    assert all(f.size > 0 and f.mtime_ns > 0 for f in files)
+    for file in files:
+        stat = os.stat(file.path)
+        assert file.identity == FileIdentity(stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+        assert (file.size, file.mtime_ns) == (len(file.key) - 2, stat.st_mtime_ns)  # each file holds its own name
+
+
+def test_a_key_longer_than_s3_allows_names_prefix(tree):
+    with pytest.raises(SourceError, match="longer than the 1024 bytes S3 allows: shorten prefix"):
+        local_files(str(tree), "p" * 1010 + "/", [], [])
+
+
+def test_hf_repo_without_huggingface_hub_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "huggingface_hub", None)
+    with pytest.raises(SourceError, match="pip install huggingface_hub"):
+        resolve_hf_snapshot("org/name", "main", None, None, [], [])
 
 
 def test_single_file_key_is_its_name(tree):
@@ -98,6 +115,7 @@ def make_hf_cache(root, repo="org/name", commit="0123456789abcdef0123456789abcde
 
 
 def test_hf_cache_layout_resolves_offline(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     snapshot = make_hf_cache(tmp_path)
     root = resolve_hf_snapshot("org/name", "main", str(tmp_path), None, [], [])
@@ -107,12 +125,14 @@ def test_hf_cache_layout_resolves_offline(tmp_path, monkeypatch):
 
 
 def test_hf_commit_revision_resolves_offline(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     snapshot = make_hf_cache(tmp_path)
     assert resolve_hf_snapshot("org/name", snapshot.name, str(tmp_path), None, [], []) == str(snapshot)
 
 
 def test_hf_missing_offline_says_what_to_fix(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     make_hf_cache(tmp_path)
     with pytest.raises(SourceError, match=r"hf_repo org/other@main could not be resolved.*HF_HUB_OFFLINE is set"):
@@ -136,6 +156,22 @@ def remote(size=1, etag=MD5):
 ])
 def test_decide(obj, local_etag, local_sha, remote_sha, verify, expected):
     assert decide(LOCAL, obj, local_etag, local_sha, remote_sha, verify) == expected
+
+
+def stamped(size=1, mtime_s=100):
+    identity = FileIdentity(size=size, mtime_ns=mtime_s * 10**9 + 5, ctime_ns=0, inode=1, device=1)
+    return LocalFile(path="/p", key="m/a", identity=identity)
+
+
+@pytest.mark.parametrize("local,obj,expected", [
+    (stamped(), None, (UPLOAD, "new")),
+    (stamped(size=2), RemoteObject("m/a", 1, MD5, last_modified=200.0), (UPLOAD, "size")),
+    (stamped(mtime_s=100), RemoteObject("m/a", 1, MD5, last_modified=100.9), (SKIP, "same")),   # same second
+    (stamped(mtime_s=100), RemoteObject("m/a", 1, "0" * 32, last_modified=300.0), (SKIP, "same")),  # content unseen
+    (stamped(mtime_s=101), RemoteObject("m/a", 1, MD5, last_modified=100.0), (UPLOAD, "newer")),
+])
+def test_decide_by_time(local, obj, expected):
+    assert decide_by_time(local, obj) == expected
 
 
 def test_decide_with_sse_kms_ignores_md5_shaped_etag():

@@ -7,132 +7,18 @@ import hashlib
 import itertools
 import json
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
 
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import multipart_etag
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import local_files
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_transfer import (
-    Journal,
-    Options,
-    Progress,
-    S3UploadError,
-    Target,
-    Uploader,
-    client_config,
-    explain_error,
-    matches_fingerprint,
-    redact,
-)
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_client import Target
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import S3UploadError, local_files
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import DigestCache
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_transfer import Options, Progress, Uploader
+from ansible_collections.rhoai.gpuaas.tests.unit.plugins.s3_fake import FakeS3, client_error, crc32, md5_etag
 
 PART = 1024
-WRITES = {"put_object", "create_multipart_upload", "upload_part", "complete_multipart_upload", "abort_multipart_upload",
-          "delete_objects", "create_bucket"}
-
-
-def client_error(code, status, op="Op"):
-    return ClientError({"Error": {"Code": code, "Message": code + " message"}, "ResponseMetadata": {"HTTPStatusCode": status}}, op)
-
-
-class FakeS3:
-    """Enough of S3's semantics for the engine: md5 ETags, multipart ETags, metadata, pagination."""
-
-    def __init__(self, bucket="bkt"):
-        self.buckets = {bucket}
-        self.objects = {}
-        self.uploads = {}
-        self.calls = []
-        self.fail = {}
-        self._ids = itertools.count(1)
-        self.meta = SimpleNamespace(region_name="us-east-1")
-
-    def _record(self, name, **kwargs):
-        self.calls.append((name, kwargs.get("Key"), kwargs.get("PartNumber")))
-        hook = self.fail.get(name)
-        if hook is not None:
-            hook(**kwargs)
-        if kwargs.get("Bucket") not in self.buckets and name != "create_bucket":
-            raise client_error("NoSuchBucket", 404, name)
-
-    def writes(self):
-        return [call for call in self.calls if call[0] in WRITES]
-
-    def list_objects_v2(self, Bucket, Prefix="", ContinuationToken=None):
-        self._record("list_objects_v2", Bucket=Bucket)
-        keys = sorted(k for (b, k) in self.objects if b == Bucket and k.startswith(Prefix))
-        start = int(ContinuationToken or 0)
-        page = keys[start:start + 2]
-        contents = [{"Key": k, "Size": len(self.objects[(Bucket, k)]["body"]), "ETag": '"%s"' % self.objects[(Bucket, k)]["etag"]}
-                    for k in page]
-        more = start + 2 < len(keys)
-        return {"Contents": contents, "IsTruncated": more, "NextContinuationToken": str(start + 2) if more else None}
-
-    def head_bucket(self, Bucket):
-        if Bucket not in self.buckets:
-            raise client_error("404", 404, "HeadBucket")
-
-    def create_bucket(self, Bucket, **kwargs):
-        self._record("create_bucket", Bucket=Bucket)
-        self.buckets.add(Bucket)
-
-    def head_object(self, Bucket, Key, PartNumber=None):
-        self._record("head_object", Bucket=Bucket, Key=Key, PartNumber=PartNumber)
-        obj = self.objects.get((Bucket, Key))
-        if obj is None:
-            raise client_error("404", 404, "HeadObject")
-        length = len(obj["body"]) if not PartNumber else obj["parts"][PartNumber - 1]
-        return {"ContentLength": length, "ETag": '"%s"' % obj["etag"], "Metadata": dict(obj["metadata"])}
-
-    def put_object(self, Bucket, Key, Body, ContentMD5, Metadata, **extra):
-        self._record("put_object", Bucket=Bucket, Key=Key)
-        assert hashlib.md5(Body).digest() == __import__("base64").b64decode(ContentMD5)
-        etag = hashlib.md5(Body).hexdigest()
-        self.objects[(Bucket, Key)] = {"body": Body, "etag": etag, "metadata": Metadata, "parts": [len(Body)], "extra": extra}
-        return {"ETag": '"%s"' % etag}
-
-    def create_multipart_upload(self, Bucket, Key, Metadata, **extra):
-        self._record("create_multipart_upload", Bucket=Bucket, Key=Key)
-        upload_id = "u%d" % next(self._ids)
-        self.uploads[upload_id] = {"Bucket": Bucket, "Key": Key, "Metadata": Metadata, "parts": {}, "Initiated": upload_id}
-        return {"UploadId": upload_id}
-
-    def upload_part(self, Bucket, Key, UploadId, PartNumber, Body, ContentMD5):
-        self._record("upload_part", Bucket=Bucket, Key=Key, PartNumber=PartNumber)
-        etag = hashlib.md5(Body).hexdigest()
-        self.uploads[UploadId]["parts"][PartNumber] = Body
-        return {"ETag": '"%s"' % etag}
-
-    def list_multipart_uploads(self, Bucket, Prefix="", **kwargs):
-        self._record("list_multipart_uploads", Bucket=Bucket)
-        return {"Uploads": [{"Key": u["Key"], "UploadId": uid, "Initiated": u["Initiated"]} for uid, u in sorted(self.uploads.items())
-                            if u["Bucket"] == Bucket and u["Key"].startswith(Prefix)], "IsTruncated": False}
-
-    def list_parts(self, Bucket, Key, UploadId, **kwargs):
-        self._record("list_parts", Bucket=Bucket, Key=Key)
-        parts = self.uploads[UploadId]["parts"]
-        return {"Parts": [{"PartNumber": n, "Size": len(b), "ETag": '"%s"' % hashlib.md5(b).hexdigest()} for n, b in sorted(parts.items())],
-                "IsTruncated": False}
-
-    def complete_multipart_upload(self, Bucket, Key, UploadId, MultipartUpload):
-        self._record("complete_multipart_upload", Bucket=Bucket, Key=Key)
-        upload = self.uploads.pop(UploadId)
-        bodies = [upload["parts"][p["PartNumber"]] for p in MultipartUpload["Parts"]]
-        etag = multipart_etag([hashlib.md5(b).digest() for b in bodies])
-        self.objects[(Bucket, Key)] = {"body": b"".join(bodies), "etag": etag, "metadata": upload["Metadata"],
-                                       "parts": [len(b) for b in bodies]}
-        return {"ETag": '"%s"' % etag}
-
-    def abort_multipart_upload(self, Bucket, Key, UploadId):
-        self._record("abort_multipart_upload", Bucket=Bucket, Key=Key)
-        self.uploads.pop(UploadId)
-
-    def delete_objects(self, Bucket, Delete):
-        self._record("delete_objects", Bucket=Bucket)
-        for item in Delete["Objects"]:
-            self.objects.pop((Bucket, item["Key"]), None)
-        return {}
 
 
 @pytest.fixture
@@ -148,13 +34,18 @@ def src(tmp_path):
 def env(tmp_path, src):
     fake = FakeS3()
 
-    def run(check=False, delete=False, verify=True, fake_client=None, **opts):
+    def run(check=False, delete=False, verify=True, fake_client=None, digests=None, **opts):
         opts.setdefault("part_size", PART)
-        options = Options(concurrency=3, verify=verify, delete=delete, check_mode=check,
+        opts.setdefault("concurrency", 3)
+        options = Options(verify=verify, delete=delete, check_mode=check,
                           state_dir=str(tmp_path / "state"), **opts)
-        uploader = Uploader(Target(bucket="bkt", prefix="m/"), options, client=fake_client or fake)
+        uploader = Uploader(Target(bucket="bkt", prefix="m/"), options, client=fake_client or fake, digests=digests)
         return uploader.run(local_files(str(src), "m/", [], []))
     return SimpleNamespace(fake=fake, run=run, src=src, state=tmp_path / "state")
+
+
+def journal_records(state):
+    return [name for name in os.listdir(state) if name.endswith(".json")] if state.exists() else []
 
 
 def test_first_run_uploads_with_sha256_metadata(env):
@@ -168,7 +59,7 @@ def test_first_run_uploads_with_sha256_metadata(env):
     assert env.fake.objects[("bkt", "m/sub/small.json")]["metadata"] == {"sha256": hashlib.sha256(b'{"a": 1}').hexdigest()}
     assert "ServerSideEncryption" not in env.fake.objects[("bkt", "m/sub/small.json")]["extra"]
     assert result["bytes"] == len(data) + 8
-    assert not os.listdir(env.state)  # journal cleaned after completion
+    assert journal_records(env.state) == []  # the resume record goes once the upload is complete
 
 
 def test_second_run_is_unchanged_without_writes(env):
@@ -219,8 +110,8 @@ def test_check_mode_plans_without_writing(env):
 
 
 def test_delete_removes_extra_keys_under_prefix_only(env):
-    env.fake.objects[("bkt", "m/stale.bin")] = {"body": b"x", "etag": hashlib.md5(b"x").hexdigest(), "metadata": {}, "parts": [1]}
-    env.fake.objects[("bkt", "other/keep.bin")] = {"body": b"x", "etag": hashlib.md5(b"x").hexdigest(), "metadata": {}, "parts": [1]}
+    env.fake.put("m/stale.bin", b"x")
+    env.fake.put("other/keep.bin", b"x")
     check = env.run(delete=True, check=True)
     assert check["deleted"] == 1 and ("bkt", "m/stale.bin") in env.fake.objects
     result = env.run(delete=True)
@@ -308,55 +199,232 @@ def test_progress_file_is_json_with_totals(env, tmp_path):
     assert not [name for name in os.listdir(tmp_path) if ".tmp." in name]
 
 
-def test_progress_eta_and_rate():
+def test_progress_eta_is_the_time_the_rest_takes_at_the_rate_so_far():
     progress = Progress(None)
     progress.planned(100)
     progress.advance(50, sent=True)
+    progress.advance(25, sent=False)  # reused bytes count as done, not towards the rate
     snap = progress.snapshot()
-    assert snap["bytes_done"] == 50 and snap["eta_seconds"] is not None and snap["mb_per_s"] >= 0
+    # 25 bytes left at 50 bytes per elapsed: half the elapsed time
+    assert snap["eta_seconds"] == pytest.approx(snap["elapsed_seconds"] / 2, abs=0.1)
+    assert (snap["bytes_done"], snap["bytes_total"]) == (75, 100)
 
 
-def test_journal_roundtrip_and_fingerprint(tmp_path):
-    journal = Journal(str(tmp_path), "http://s3", "bkt")
-    journal.record("k", "id/with+odd=chars", {"sha256": "ab", "size": 3, "mtime_ns": 1, "part_size": 5})
-    record = journal.load("k", "id/with+odd=chars")
-    assert matches_fingerprint(record, "ab", 3)
-    assert not matches_fingerprint(record, "ab", 4)
-    assert not matches_fingerprint(record, "cd", 3)
-    assert not matches_fingerprint(None, "ab", 3)
-    assert Journal(str(tmp_path), "http://other", "bkt").load("k", "id/with+odd=chars") is None
-    journal.forget("k", "id/with+odd=chars")
-    assert journal.load("k", "id/with+odd=chars") is None
+# ---------------------------------------------------------------- the part layout (issue 14's survivors)
 
 
-TARGET = Target(bucket="bkt", prefix="m/", endpoint_url="http://127.0.0.1:9", access_key="AKIDSECRET", secret_key="s3cr3t")
+def checksums(fake):
+    """Which checksums each body carried, in order."""
+    return [sent[1] for sent in fake.sent]
 
 
-@pytest.mark.parametrize("exc,pattern", [
-    (client_error("InvalidAccessKeyId", 403), r"check access_key \(or AWS_ACCESS_KEY_ID\)"),
-    (client_error("SignatureDoesNotMatch", 403), r"check secret_key \(or AWS_SECRET_ACCESS_KEY\)"),
-    (client_error("NoSuchBucket", 404), r"bucket bkt does not exist at http://127.0.0.1:9: .*set create_bucket: true"),
-    (client_error("AccessDenied", 403), r"access denied to s3://bkt/m/"),
-    (client_error("403", 403), r"access denied"),
-    (client_error("AuthorizationHeaderMalformed", 400), r"set region"),
-    (client_error("BadDigest", 400), r"file changed during the upload"),
-    (client_error("SlowDown", 503), r"S3 error SlowDown \(HTTP 503\)"),
-    (EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bkt"), r"cannot connect to endpoint_url http://127.0.0.1:9 .*check endpoint_url"),
-    (SSLError(endpoint_url="https://x", error="CERTIFICATE_VERIFY_FAILED"), r"set ca_bundle .* or validate_certs: false"),
-    (NoCredentialsError(), r"set access_key and secret_key"),
-])
-def test_explain_error_names_the_fix(exc, pattern):
-    assert __import__("re").search(pattern, explain_error(exc, TARGET, "listing"))
+def upload_calls(fake, name):
+    return [call for call in fake.calls if call[0] == name]
 
 
-def test_redact_masks_secrets():
-    assert redact("key AKIDSECRET secret s3cr3t", TARGET.secrets()) == "key ******** secret ********"
+@pytest.mark.parametrize("size,parts", [(4 * PART, 4), (PART + 1, 2), (2 * PART - 1, 2)])
+def test_sizes_at_part_boundaries_make_exactly_the_needed_parts(env, size, parts):
+    data = os.urandom(size)
+    (env.src / "big.bin").write_bytes(data)
+    env.run()
+    big = env.fake.objects[("bkt", "m/big.bin")]
+    assert big["body"] == data
+    assert big["parts"] == [PART] * (parts - 1) + [size - PART * (parts - 1)]
+    assert big["etag"] == md5_etag([data[i:i + PART] for i in range(0, size, PART)])
+    env.fake.calls.clear()
+    assert env.run()["changed"] is False and env.fake.writes() == []
 
 
-def test_client_config_defaults():
-    config = client_config(TARGET, 8)
-    assert config.max_pool_connections >= 8
-    assert config.retries["mode"] == "standard"
-    assert config.s3["addressing_style"] == "path"
-    assert client_config(Target(bucket="b"), 8).s3["addressing_style"] == "auto"
-    assert client_config(Target(bucket="b", endpoint_url="http://x", addressing_style="virtual"), 8).s3["addressing_style"] == "virtual"
+def test_a_file_of_exactly_one_part_is_a_single_put(env):
+    (env.src / "big.bin").write_bytes(os.urandom(PART))
+    env.run()
+    assert ("put_object", "m/big.bin", None) in env.fake.calls
+    assert upload_calls(env.fake, "create_multipart_upload") == []
+
+
+def test_the_configured_part_size_is_used(env):
+    data = (env.src / "big.bin").read_bytes()
+    env.run(part_size=2 * PART)
+    big = env.fake.objects[("bkt", "m/big.bin")]
+    assert big["parts"] == [2 * PART, 2 * PART, PART + 100]
+    assert big["metadata"]["part-size"] == str(2 * PART)
+    assert big["body"] == data
+
+
+# ---------------------------------------------------------------- request checksums
+
+
+def test_crc32_is_sent_and_confirmed_instead_of_content_md5(env):
+    result = env.run()
+    assert result["checksum"] == "crc32"
+    assert {sent[0] for sent in env.fake.sent} == {"PutObject", "UploadPart"}
+    assert all(sent == {"md5": False, "crc32": True} for sent in checksums(env.fake))
+
+
+def test_request_checksum_md5_sends_content_md5(env):
+    result = env.run(checksum="md5")
+    assert result["checksum"] == "md5"
+    assert all(sent == {"md5": True, "crc32": False} for sent in checksums(env.fake))
+    data = (env.src / "big.bin").read_bytes()
+    assert env.fake.objects[("bkt", "m/big.bin")]["body"] == data
+
+
+def test_a_server_ignoring_crc32_gets_content_md5_from_then_on(env):
+    (env.src / "big.bin").unlink()
+    (env.src / "tiny.json").write_bytes(b"[]")
+    fake = FakeS3(crc=False)
+    result = env.run(fake_client=fake, concurrency=1)
+    assert result["checksum"] == "md5"
+    # the first body went with CRC32 only (checked afterwards by its ETag), the next with Content-MD5
+    assert checksums(fake) == [{"md5": False, "crc32": True}, {"md5": True, "crc32": False}]
+    for rel in ("tiny.json", "sub/small.json"):
+        assert fake.objects[("bkt", "m/" + rel)]["body"] == (env.src / rel).read_bytes()
+
+
+def test_a_multipart_upload_started_with_crc32_on_a_server_ignoring_it_completes(env):
+    (env.src / "sub" / "small.json").unlink()
+    fake = FakeS3(crc=False)
+    result = env.run(fake_client=fake)
+    assert result["checksum"] == "md5" and result["uploaded"] == 1
+    assert fake.objects[("bkt", "m/big.bin")]["body"] == (env.src / "big.bin").read_bytes()
+
+
+@pytest.mark.parametrize("crc", [True, False])
+def test_a_store_that_alters_the_data_fails_the_upload(env, crc):
+    fake = FakeS3(crc=crc)
+    fake.corrupt = True
+    with pytest.raises(S3UploadError, match="altered the data"):
+        env.run(fake_client=fake)
+
+
+def test_sse_kms_always_uses_content_md5(env):
+    result = env.run(sse="aws:kms", verify=False)
+    assert result["checksum"] == "md5"
+    assert all(sent == {"md5": True, "crc32": False} for sent in checksums(env.fake))
+
+
+# ---------------------------------------------------------------- resume
+
+
+@pytest.mark.parametrize("checksum", ["crc32", "md5"])
+def test_a_held_part_with_other_bytes_is_sent_again(env, checksum):
+    interrupt_after(env.fake, 3)
+    with pytest.raises(S3UploadError):
+        env.run(concurrency=1, checksum=checksum)
+    upload = next(iter(env.fake.uploads.values()))
+    assert sorted(upload["parts"]) == [1, 2, 3]
+    # part 2 on the server: same size, other bytes (its ETag and CRC32 are those of these bytes)
+    upload["parts"][2] = bytes(PART)
+    upload["crcs"][2] = crc32(bytes(PART)) if checksum == "crc32" else None
+    env.fake.fail.clear()
+    env.fake.calls.clear()
+    result = env.run(checksum=checksum)
+    assert result["resumed"] == 1 and result["reused_bytes"] == 2 * PART
+    sent = sorted(call[2] for call in upload_calls(env.fake, "upload_part"))
+    assert sent == [2, 4, 5, 6]
+    assert env.fake.objects[("bkt", "m/big.bin")]["body"] == (env.src / "big.bin").read_bytes()
+
+
+def test_a_store_answering_another_whole_object_crc32_fails(env):
+    env.fake.misassemble = True
+    with pytest.raises(S3UploadError, match="completing m/big.bin: the store answered CRC32 .* it assembled other parts"):
+        env.run()
+
+
+def test_check_mode_leaves_a_stale_multipart_upload_alone(env):
+    stale = env.fake.create_multipart_upload(Bucket="bkt", Key="m/big.bin", Metadata={})["UploadId"]
+    env.fake.calls.clear()
+    result = env.run(check=True)
+    assert result["aborted_uploads"] == 1 and result["changed"] is True
+    assert list(env.fake.uploads) == [stale]
+    assert env.fake.writes() == []
+
+
+def test_check_mode_with_create_bucket_and_delete_writes_nothing(env):
+    env.fake.buckets.clear()
+    result = env.run(check=True, create_bucket=True, delete=True)
+    assert result["bucket_created"] is True and result["uploaded"] == 2
+    assert env.fake.buckets == set() and env.fake.writes() == []
+
+
+# ---------------------------------------------------------------- digest cache and compare
+
+
+SETTLE_NS = 50 * 10**6
+
+
+def wait_settled(root):
+    """Until the wall clock is SETTLE_NS past every file's ctime (so the cache may keep their digests)."""
+    newest = max(os.stat(p).st_ctime_ns for p in root.rglob("*"))
+    while time.time_ns() <= newest + SETTLE_NS:
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def cache(env):
+    return DigestCache(str(env.state), settle_ns=SETTLE_NS)
+
+
+def test_check_mode_keeps_no_digests(env, cache):
+    wait_settled(env.src)
+    env.run(digests=cache)
+    kept = sorted((env.state / "digests").iterdir())
+    assert len(kept) == 2
+    for entry in kept:
+        entry.unlink()
+    check = env.run(check=True, digests=cache)
+    assert check["changed"] is False and check["hashed_bytes"] == 5 * PART + 108  # it hashed both files...
+    assert list((env.state / "digests").iterdir()) == []                        # ...and kept nothing
+
+
+def test_an_unchanged_rerun_reads_no_file(env, cache, monkeypatch):
+    wait_settled(env.src)
+    first = env.run(digests=cache)
+    assert first["uploaded"] == 2 and first["hashed_bytes"] == 5 * PART + 100  # the sha256 of the multipart file
+    env.fake.calls.clear()
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    second = env.run(digests=cache)
+    assert (second["changed"], second["unchanged"], second["hashed_bytes"]) == (False, 2, 0)
+    assert not [path for path in opened if str(path).startswith(str(env.src))]
+    assert env.fake.writes() == []
+
+
+def test_without_cache_entries_an_unchanged_rerun_hashes_everything(env, tmp_path):
+    env.run()  # the files are fresh: the default settle time keeps their digests out of the cache
+    second = env.run()
+    assert second["changed"] is False and second["hashed_bytes"] == 5 * PART + 108
+
+
+def test_an_edit_that_puts_the_mtime_back_is_still_uploaded(env, cache):
+    wait_settled(env.src)
+    env.run(digests=cache)
+    path = env.src / "big.bin"
+    before = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[7] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    result = env.run(digests=cache)
+    assert [(f["key"], f["action"], f["reason"]) for f in result["files"]] == [
+        ("m/big.bin", "upload", "content"), ("m/sub/small.json", "skip", "same")]
+    assert env.fake.objects[("bkt", "m/big.bin")]["body"] == bytes(data)
+
+
+def test_compare_size_mtime_reads_nothing_and_trusts_the_timestamps(env, cache):
+    env.run()
+    env.fake.calls.clear()
+    path = env.src / "big.bin"
+    before = os.stat(path)
+    path.write_bytes(bytes(before.st_size))  # same size, other content, mtime put back
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = env.run(compare="size_mtime")
+    assert (result["changed"], result["hashed_bytes"]) == (False, 0)
+    assert upload_calls(env.fake, "head_object") == []
+    # a file newer than its object is uploaded
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    result = env.run(compare="size_mtime")
+    assert [(f["key"], f["reason"]) for f in result["files"] if f["action"] == "upload"] == [("m/big.bin", "newer")]
+    assert env.fake.objects[("bkt", "m/big.bin")]["body"] == bytes(before.st_size)
