@@ -66,7 +66,7 @@ test-molecule: deps
 	cd $(CURDIR) && $(BIN)/molecule test -s default
 
 model: venv
-	$(PY) playbooks/files/make_model.py --out .testbed/model
+	$(PY) playbooks/files/make_model.py --hf-cache $${TESTBED_STATE:-.testbed}/hf-cache
 
 demo: deps testbed-up model
 	$(BIN)/ansible-playbook -i inventories/local playbooks/site.yml
