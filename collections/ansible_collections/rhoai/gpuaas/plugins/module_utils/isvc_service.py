@@ -165,3 +165,45 @@ def apply_replicas(client: Any, params: Dict[str, Any], check_mode: bool, want_d
         raise
     result.update(tracker.summary(done.state))
     return result
+
+
+# ---------------------------------------------------------------- create or merge-patch
+
+
+def _desired_part(obj: Dict[str, Any]) -> Dict[str, Any]:
+    """What a user writes: labels, annotations and spec (never status, which KServe rewrites)."""
+    meta = obj.get("metadata") or {}
+    return {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}, "spec": obj.get("spec") or {}}
+
+
+def merge_definition(client: Any, definition: Dict[str, Any], check_mode: bool, want_diff: bool) -> Dict[str, Any]:
+    """Create the InferenceService, or merge-patch it only when the server says the patch would change it.
+
+    A merge patch leaves what it does not mention alone (the stop annotation the handover set
+    stays); the server's dry run of the same patch - admission webhooks included - decides
+    whether anything would change, so a second run reports no change while KServe keeps
+    writing the status.
+    """
+    meta = definition.get("metadata") or {}
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if not name or not namespace:
+        raise GpuaasError("definition needs metadata.name and metadata.namespace")
+    current = client.get(kserve.API_VERSION, kserve.KIND, name, namespace)
+    if current is None:
+        created = client.create(dict(definition, apiVersion=kserve.API_VERSION, kind=kserve.KIND), dry_run=check_mode)
+        result: Dict[str, Any] = {"changed": True, "method": "create", "isvc": kserve.isvc_summary(created)}
+        if want_diff:
+            result["diff"] = {"before": {}, "after": _desired_part(created)}
+        return result
+    patch = {"metadata": {k: v for k, v in meta.items() if k in ("labels", "annotations")},
+             "spec": definition.get("spec") or {}}
+    would = client.patch(kserve.API_VERSION, kserve.KIND, name, namespace, patch, dry_run=True)
+    before, after = _desired_part(current), _desired_part(would)
+    result = {"changed": before != after, "method": "patch" if before != after else "none"}
+    if before != after and not check_mode:
+        would = client.patch(kserve.API_VERSION, kserve.KIND, name, namespace, patch)
+        after = _desired_part(would)
+    result["isvc"] = kserve.isvc_summary(would)
+    if want_diff and result["changed"]:
+        result["diff"] = {"before": before, "after": after}
+    return result
