@@ -59,10 +59,10 @@ test-build: deps
 	for m in machineset_scale isvc_replicas kueue_wait minio_upload model_register; do \
 	  $(BIN)/ansible-doc rhoai.gpuaas.$$m > /dev/null || exit 1; done
 
-test-integration: deps
+test-integration: deps model
 	$(PY) -m pytest -p no:cacheprovider -m integration tests/integration
 
-test-molecule: deps
+test-molecule: deps model
 	cd $(CURDIR) && $(BIN)/molecule test -s default
 
 model: venv

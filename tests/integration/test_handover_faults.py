@@ -58,6 +58,7 @@ def ok(result: subprocess.CompletedProcess) -> None:
 @pytest.fixture(scope="module")
 def demo(k8s: client.ApiClient) -> Iterator[Client]:
     ok(playbook("provision.yml"))
+    ok(playbook("upload_model.yml"))
     ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
     yield Client(dynamic.DynamicClient(k8s), testbed.API)
     ok(playbook("teardown.yml"))

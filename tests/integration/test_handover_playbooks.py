@@ -34,6 +34,7 @@ def baseline(k8s: client.ApiClient) -> Iterator[None]:
     """GPU nodes provisioned and the demo deployed at its baseline; torn down afterwards, so the
     demo's pods hold no GPU node that the other tests need."""
     ok(playbook("provision.yml"))
+    ok(playbook("upload_model.yml"))
     ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
     yield
     ok(playbook("teardown.yml"))

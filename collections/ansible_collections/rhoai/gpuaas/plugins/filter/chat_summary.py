@@ -10,7 +10,7 @@ short_description: One line from an OpenAI chat completion answered to M(ansible
 version_added: 0.2.0
 description:
   - Takes one loop result of M(ansible.builtin.uri) that posted to C(/v1/chat/completions) and returns
-    C(<model> answered in <seconds>s: <first words>), or why it did not answer.
+    one line - the model, how many seconds it took, and the first words of its answer - or why it did not answer.
 author:
   - rhoai.gpuaas maintainers (!UNKNOWN)
 positional: words

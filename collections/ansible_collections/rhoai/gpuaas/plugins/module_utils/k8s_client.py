@@ -18,7 +18,8 @@ Public API (stable; other modules build on it):
     Builds the client and probes ``/version``; raises ``K8sUnreachable`` naming the host and
     the options to fix (``host``/``kubeconfig``/``context``) when the API cannot be reached.
 ``Client``: ``resource(api_version, kind)``, ``get(...)``, ``list(...)``, ``watch(...)``,
-    ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)``, ``delete(...)`` (all with ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
+    ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)``, ``delete(...)`` (all with
+    ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
 ``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
     ``error_message(exc)`` (one line for an ApiException, no headers).

@@ -24,7 +24,8 @@ def test_creates_then_reports_no_change_while_the_status_moves(run_module) -> No
     live = c.find(o.ISVC, "InferenceService", "m", o.NS)
     live["status"] = {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "now"}]}
     c.update(live)  # KServe writes the status
-    second, _ = run_module("isvc_apply", {"definition": definition()}, cluster=c)
+    second, failed = run_module("isvc_apply", {"definition": definition()}, cluster=c)
+    assert not failed
     assert second["changed"] is False and second["method"] == "none"
     assert [w["dry_run"] for w in c.written("patch")] == [True]  # asked, not written
     assert c.find(o.ISVC, "InferenceService", "m", o.NS)["metadata"]["annotations"]["serving.kserve.io/stop"] == "true"
@@ -44,7 +45,8 @@ def test_a_real_change_is_patched_with_the_diff(run_module) -> None:
 
 def test_check_mode_writes_nothing(run_module) -> None:
     c = FakeCluster()
-    result, _ = run_module("isvc_apply", {"definition": definition()}, cluster=c, check=True)
+    result, failed = run_module("isvc_apply", {"definition": definition()}, cluster=c, check=True)
+    assert not failed
     assert result["changed"] is True and all(w["dry_run"] for w in c.writes)
     assert c.find(o.ISVC, "InferenceService", "m", o.NS) is None
 
