@@ -146,6 +146,7 @@ class Handover:
         self.namespace = params["namespace"]
         self.out, self.inc = params["outgoing"], params["incoming"]
         self.t0 = time.monotonic()
+        self.phase = "admitted"  # what the wait was for when it failed
         self.timeline: Dict[str, float] = {}
         self.result: Dict[str, Any] = {"changed": False, "preflight": [], "timeline": self.timeline}
 
@@ -178,8 +179,10 @@ class Handover:
 
     def wait(self) -> None:
         """The admission within ``wait_timeout``, then (``wait_for=ready``) readiness within ``ready_timeout``."""
+        self.phase = "admitted"
         self.wait_phase("admitted", self.p["wait_timeout"])
         if self.p["wait_for"] == "ready":
+            self.phase = "ready"
             self.wait_phase("ready", self.p["ready_timeout"])
 
     def wait_phase(self, goal: str, timeout: float) -> None:
@@ -296,7 +299,7 @@ class Handover:
             else:
                 self.report("Step 3 FAILED")
             raise HandoverError("{0} was not {1} in time, so {2}: {3}".format(
-                self.inc, goal, "{0} was turned back on and {1} off".format(self.out, self.inc)
+                self.inc, self.phase, "{0} was turned back on and {1} off".format(self.out, self.inc)
                 if self.p["restore"] else "nothing was restored (restore=false)", why), **self.result)
         self.report("Step 3: {0} off, {1} on".format(self.out, self.inc))
         return self.result
