@@ -84,7 +84,9 @@ def at_step2(demo: Client) -> Client:
     set_stopped(demo, OUT, False)
     gpu_view.await_states(demo, KUEUE, NS, [CQ], MODELS, {OUT: "ON", RES: "ON", INC: "OFF"}, 240)
     set_stopped(demo, INC, False)
-    gpu_view.await_states(demo, KUEUE, NS, [CQ], MODELS, {INC: "PENDING"}, 60)
+    # PENDING with Kueue's verdict (QuotaReserved=False), not only a gated pod Kueue has not looked at yet
+    wait_for("Kueue's verdict on devstral-2", lambda: gpu_view.find_model(
+        gpu_view.read_view(demo, KUEUE, NS, [CQ], MODELS), INC).get("pending"), timeout=60)
     return demo
 
 
@@ -199,7 +201,8 @@ def test_interrupted_step3_converges_when_run_again(k8s: client.ApiClient, at_st
     # a killed run leaves its Lease behind: the next run waits it out (it expires after 30 s)
     again = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_lock_wait=60")
     ok(again)
-    assert "Handover done in" in again.stdout
+    # either the admission came after the rerun started (it waited), or before (nothing left to do)
+    assert "Handover done in" in again.stdout or "nothing to hand over" in again.stdout, again.stdout[-3000:]
     wait_for("devstral-2 ON and mistral-3-bf16 OFF",
              lambda: states(at_step2) == {OUT: "OFF", RES: "ON", INC: "ON"}, timeout=60)
 

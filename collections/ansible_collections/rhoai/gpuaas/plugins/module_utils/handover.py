@@ -266,11 +266,14 @@ class Handover:
             self.report("{0} is off and {1} is on: nothing to hand over".format(self.out, self.inc))
             return self.result
         if out["state"] != "OFF":
-            checks = quota_checks(view, self.out, self.inc) if inc["state"] not in ADMITTED else []
-            if self.p["preflight"] and not [c for c in checks if not c["ok"]]:
+            checks = []
+            if self.p["preflight"]:
+                # First: a Kueue that does not act explains every other check's odd result.
                 queue_name = inc.get("queue_name") or out.get("queue_name") or "default"
                 checks.append(check("Kueue is acting", probe_kueue(self.client, self.kueue_api, self.namespace, queue_name),
                                     "Kueue's webhook answered a dry-run Workload"))
+            if inc["state"] not in ADMITTED:
+                checks += quota_checks(view, self.out, self.inc)
             self.result["preflight"] = checks
             failed = [c for c in checks if not c["ok"]]
             if failed and self.p["preflight"]:

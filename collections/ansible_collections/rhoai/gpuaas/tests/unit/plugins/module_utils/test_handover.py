@@ -254,3 +254,13 @@ def test_a_held_lease_refuses_a_second_run_with_the_holders_name(cluster: FakeCl
     finally:
         other.release()
     assert stop_of(cluster, OUT) == "false"
+
+
+def test_a_frozen_kueue_is_named_before_the_verdict_it_never_gave(cluster: FakeCluster) -> None:
+    dev = cluster.find("v1", "Pod", INC + "-predictor-abc12", o.NS)
+    cluster.update(o.workload(dev))  # queued, but Kueue has not looked at it
+    cluster.refuse[("Workload", "*")] = "failed calling webhook: context deadline exceeded"
+    with pytest.raises(ho.HandoverError, match=r"refused before any change \(Kueue is acting\)") as err:
+        ho.hand_over(cluster, params(), check_mode=False)
+    assert [c["check"] for c in err.value.result["preflight"] if not c["ok"]] == ["Kueue is acting", "incoming is queued"]
+    assert stop_of(cluster, OUT) == "false"
