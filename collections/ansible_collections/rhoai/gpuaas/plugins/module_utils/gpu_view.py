@@ -56,7 +56,9 @@ def model_view(name: str, isvc: Optional[Obj], pods: Sequence[Obj], workloads: S
     own = [w for ws in kueue.workloads_of_pods(workloads, mine).values() for w in ws]
     summaries = [kueue.workload_summary(w) for w in own]
     admitted = [s for s in summaries if s["state"] == "admitted"]
-    pending = next((s for s in summaries if s["state"] == "pending"), None)
+    waiting = any(s["state"] == "pending" for s in summaries)
+    # Kueue's verdict (QuotaReserved=False) - a Workload it has not looked at yet has no reason to show
+    pending = next((s for w, s in zip(own, summaries) if kueue.assessed_pending(w)), None)
     gated = any(kueue.pod_gated(p) for p in live)
     trouble = next((t for t in (container_trouble(p) for p in live) if t), None)
     ready = isvc is not None and kserve.isvc_condition(isvc, "Ready") == "True"
@@ -66,7 +68,7 @@ def model_view(name: str, isvc: Optional[Obj], pods: Sequence[Obj], workloads: S
         state = "ABSENT"
     elif kserve.is_stopped(isvc):
         state = "OFF"
-    elif pending or (gated and not admitted):
+    elif waiting or (gated and not admitted):
         state = "PENDING"
     elif trouble:
         state = "FAILING"
