@@ -43,6 +43,7 @@ class FakeApi:
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.list_calls = 0
         self.watch_calls: List[str] = []
+        self.watch_timeouts: List[int] = []
         self.list_errors: List[BaseException] = []
         self.lock = threading.Lock()
         for obj in objs:
@@ -73,7 +74,12 @@ class FakeApi:
             return list(self.items.values()), str(self.rv)
 
     def watch_fn(self, resource_version: str, timeout: int):
+        # what the API server would refuse: a watch must start from a version it handed out,
+        # and timeoutSeconds is a positive integer
+        assert isinstance(resource_version, str) and 1 <= int(resource_version) <= self.rv, resource_version
+        assert isinstance(timeout, int) and timeout >= 1, timeout
         self.watch_calls.append(resource_version)
+        self.watch_timeouts.append(timeout)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
@@ -113,8 +119,8 @@ def later(delay: float, fn, *args, **kwargs) -> None:
 def test_done_on_initial_list():
     api = FakeApi(obj("x", "True"))
     result = wait_for([api.source("a")], all_ready, timeout=5)
-    assert result.elapsed < 1
     assert [o["metadata"]["name"] for o in result.state["a"]] == ["x"]
+    assert result.state["a"][0]["metadata"]["resourceVersion"] == "2"  # the listed object, no event needed
 
 
 def test_done_after_watch_event():
@@ -135,20 +141,18 @@ def test_failed_predicate_fails_at_once_with_reason_and_state():
     with pytest.raises(WaitFailed) as err:
         wait_for([api.source("a")], all_ready, failed=failed, timeout=5,
                  summary=lambda s: [condition_status(o, "Ready") for o in s["a"]])
-    assert "x is broken" in str(err.value)
+    assert str(err.value) == "x is broken (while waiting for the expected state)"
     assert err.value.last_state == ["Broken"]
-    assert err.value.elapsed < 2
+    assert api.list_calls == 1  # failed at once: no retry, no re-list
 
 
 def test_timeout_carries_last_state():
     api = FakeApi(obj("x"))
-    started = time.monotonic()
     with pytest.raises(WaitTimeout) as err:
         wait_for([api.source("a")], all_ready, timeout=0.5, description="x ready",
                  summary=lambda s: {o["metadata"]["name"]: condition_status(o, "Ready") for o in s["a"]})
-    assert 0.45 < time.monotonic() - started < 2
     assert err.value.last_state == {"x": "False"}
-    assert "x ready" in str(err.value) and '"x": "False"' in str(err.value)
+    assert str(err.value) == 'Timed out after 0.5s waiting for x ready; last state: {"x": "False"}'
 
 
 def test_gone_410_relists_and_drops_objects_deleted_meanwhile():
@@ -204,14 +208,22 @@ def test_transient_watch_error_then_recovery():
     assert api.list_calls == 1  # a reconnect, not a re-list
 
 
-def test_backoff_is_capped_and_timeout_names_last_api_error():
+def test_backoff_doubles_up_to_its_cap_and_resets():
+    backoff = k8s_wait._Backoff(0.5, 3.0)
+    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_timeout_names_the_sources_never_listed_and_the_last_api_error():
     api = FakeApi()
     api.list_errors = [ConnectionRefusedError("refused")] * 1000
+    other = FakeApi(obj("x"))
     with pytest.raises(WaitTimeout) as err:
-        wait_for([api.source("a")], lambda s: True, timeout=1, backoff_initial=0.01, backoff_max=0.1)
-    assert "never listed: a" in str(err.value)
-    assert "refused" in str(err.value)
-    assert api.list_calls >= 8  # capped at 0.1 s, so it kept trying
+        wait_for([other.source("b"), api.source("a")], lambda s: True, timeout=0.5, **FAST)
+    assert str(err.value) == ('Timed out after 0.5s waiting for the expected state; last state: {"a": 0, "b": 1}; '
+                              "never listed: a; last API error: a: ConnectionRefusedError: refused")
+    assert api.list_calls >= 2  # it kept trying
 
 
 def test_non_retriable_error_stops_at_once():
@@ -220,7 +232,8 @@ def test_non_retriable_error_stops_at_once():
     with pytest.raises(WaitApiError) as err:
         wait_for([api.source("a")], lambda s: True, timeout=5)
     assert err.value.cause.status == 403
-    assert err.value.elapsed < 1
+    assert str(err.value) == "API error while waiting for the expected state (a): HTTP 403"
+    assert api.list_calls == 1
 
 
 def test_several_kinds_predicates_see_full_state_only_after_all_listed():
@@ -252,13 +265,48 @@ def test_duplicate_source_names_rejected():
         wait_for([api.source("a"), api.source("a")], lambda s: True, timeout=1)
 
 
-def test_watch_timeout_never_exceeds_the_deadline():
+class ManualClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("timeout,first_watch", [(2.5, 3), (0.2, 1), (1000, k8s_wait.MAX_WATCH_SECONDS)])
+def test_a_watch_is_asked_for_no_longer_than_the_time_left(timeout, first_watch):
+    clock = ManualClock()
     api = FakeApi(obj("x"))
+    asked: List[int] = []
+
+    def watch(resource_version: str, seconds: int):
+        asked.append(seconds)
+        clock.now += timeout  # the whole wait passes during this watch
+        yield {"type": "MODIFIED", "object": api.items["x"]}
+
     with pytest.raises(WaitTimeout):
-        wait_for([api.source("a")], all_ready, timeout=0.3)
-    assert k8s_wait.MAX_WATCH_SECONDS >= 1
-    # the first watch was asked for at most the remaining time (rounded up)
-    assert api.watch_calls
+        wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=timeout, clock=clock, **FAST)
+    assert asked == [first_watch]
+
+
+def test_a_reconnect_asks_only_for_the_time_left():
+    clock = ManualClock()
+    api = FakeApi(obj("x"))
+    asked: List[int] = []
+
+    steps = [1.2, 1.0, 5.0]
+
+    def watch(resource_version: str, seconds: int):
+        asked.append(seconds)
+        clock.now += steps.pop(0)
+        yield {"type": "MODIFIED", "object": api.items["x"]}
+
+    with pytest.raises(WaitTimeout):
+        wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=2.5, clock=clock, **FAST)
+    # 2.5 s left, then 1.3 s, then 0.3 s (rounded up to the API's minimum of 1); none after the deadline
+    assert asked == [3, 2, 1]
 
 
 class TestConditions:

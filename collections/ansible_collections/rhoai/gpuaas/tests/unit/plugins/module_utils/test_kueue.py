@@ -13,14 +13,18 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.kueue import (
     choose_api_version,
     cluster_queue_of_local_queue,
     cluster_queue_usage,
+    covered_resources,
     detect_api_version,
+    owner_pod,
     parse_quantity,
     parse_pending_message,
     pod_gated,
     pod_requested_resources,
+    pod_summary,
     terminal_reason,
     uncovered_resources,
     usage_reflects,
+    workload_message,
     workload_state,
     workload_summary,
     workloads_of_pods,
@@ -117,7 +121,73 @@ class TestParsePending:
 
     @pytest.mark.parametrize("message", [None, ""])
     def test_empty(self, message):
-        assert parse_pending_message(message)["flavors"] == []
+        assert parse_pending_message(message) == {"flavors": [], "resource": None, "more_needed": None, "reasons": []}
+
+    def test_failed_to_assign_wording(self):
+        # Kueue's Assignment.Message() when the flavor assigner returns an error (e.g. TAS).
+        parsed = parse_pending_message("failed to assign flavors to pod set main: no TAS flavor assigned")
+        assert parsed["reasons"] == ["no TAS flavor assigned"]
+        parsed = parse_pending_message(
+            "failed to assign flavors to pod set main: flavor nvidia-l4-4gpu doesn't match node affinity")
+        assert parsed["flavors"] == [{"name": "nvidia-l4-4gpu", "reason": "doesn't match node affinity"}]
+
+    def test_untolerated_taint_after_another_reason(self):
+        # Kueue sorts the reasons, so "insufficient ..." comes before "untolerated ...".
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor "
+            "nvidia-l4-4gpu, 4 more needed, untolerated taint {nvidia.com/gpu true NoSchedule <nil>} in flavor "
+            "nvidia-l4-1gpu")
+        assert parsed["flavors"] == [
+            {"name": "nvidia-l4-4gpu", "reason": "insufficient unused quota for nvidia.com/gpu, 4 more needed"},
+            {"name": "nvidia-l4-1gpu", "reason": "untolerated taint {nvidia.com/gpu true NoSchedule <nil>}"},
+        ]
+        assert (parsed["resource"], parsed["more_needed"]) == ("nvidia.com/gpu", "4")
+
+    @pytest.mark.parametrize("second", [
+        "flavor b doesn't match node affinity",
+        'Flavor "b" supports only TopologyAwareScheduling',
+        "insufficient unused quota for cpu in flavor b, 2 more needed",
+        "untolerated taint {k v NoSchedule <nil>} in flavor b",
+        "resource example.com/fpga unavailable in ClusterQueue",
+        "could not assign a flavor for memory",
+        "no TAS flavor assigned",
+        'topology "rack" doesn\'t allow to fit any of 2 pod(s)',
+        "required topology level rack is not supported",
+        "preferred topology level rack is not supported",
+        "workload requires more than the ClusterQueue's capacity",
+    ])
+    def test_every_reason_after_the_first_is_split_off(self, second):
+        first = "insufficient unused quota for nvidia.com/gpu in flavor a, 4 more needed"
+        parsed = parse_pending_message("couldn't assign flavors to pod set main: {0}, {1}".format(first, second))
+        assert parsed["reasons"] == [first, second]
+        # the first reason's quantity is not swallowed by the next reason
+        assert (parsed["resource"], parsed["more_needed"]) == ("nvidia.com/gpu", "4")
+
+    def test_a_comma_inside_a_reason_does_not_split_it(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: insufficient quota for cpu in flavor a, "
+            "request > maximum capacity (4 > 1), flavor b doesn't match node affinity")
+        assert parsed["reasons"] == ["insufficient quota for cpu in flavor a, request > maximum capacity (4 > 1)",
+                                     "flavor b doesn't match node affinity"]
+
+    def test_first_short_resource_wins(self):
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor a, 2 more needed, "
+            "insufficient unused quota for nvidia.com/gpu in flavor b, 4 more needed")
+        assert (parsed["resource"], parsed["more_needed"]) == ("cpu", "2")
+        # an uncovered resource is the answer even when a quota reason follows
+        parsed = parse_pending_message(
+            "couldn't assign flavors to pod set main: resource ephemeral-storage unavailable in ClusterQueue, "
+            "insufficient unused quota for cpu in flavor b, 2 more needed")
+        assert (parsed["resource"], parsed["more_needed"]) == ("ephemeral-storage", None)
+
+    def test_unknown_reason_is_kept_but_not_parsed(self):
+        parsed = parse_pending_message("couldn't assign flavors to pod set main: something new happened")
+        assert parsed == {"flavors": [], "resource": None, "more_needed": None, "reasons": ["something new happened"]}
+
+    def test_quoted_flavor_name(self):
+        parsed = parse_pending_message('couldn\'t assign flavors to pod set main: flavor "nvidia-l4-1gpu" is inactive')
+        assert parsed["flavors"] == [{"name": "nvidia-l4-1gpu", "reason": "is inactive"}]
 
 
 class TestWorkloadState:
@@ -156,6 +226,15 @@ class TestWorkloadState:
                                   cond("Admitted", "True")])
         assert workload_state(wl) == "admitted"
 
+    def test_evicted_while_its_quota_is_still_reserved(self):
+        """Kueue sets Evicted first and releases the quota (QuotaReserved False) once the pods stop."""
+        wl = workload(conditions=[cond("QuotaReserved", "True", "QuotaReserved"),
+                                  cond("Evicted", "True", "Preempted", "Preempted to accommodate a workload"),
+                                  cond("Admitted", "False", "NoReservation")])
+        assert workload_state(wl) == "evicted"
+        assert workload_message(wl) == "Preempted to accommodate a workload"
+        assert terminal_reason(wl) is None and not assessed_pending(wl)
+
     def test_evicted_and_finished(self):
         assert workload_state(workload(conditions=[cond("Evicted", "True", "Preempted"), cond("Admitted", "False")])) == "evicted"
         assert workload_state(workload(conditions=[cond("Admitted", "True"), cond("Finished", "True")])) == "finished"
@@ -165,9 +244,21 @@ class TestWorkloadState:
                                               "couldn't assign flavors to pod set main: resource ephemeral-storage unavailable in ClusterQueue")])
         missing = workload(conditions=[cond("QuotaReserved", "False", "Inadmissible", "LocalQueue default doesn't exist")])
         short = workload(conditions=[cond("QuotaReserved", "False", "Pending", CURRENT)])
-        assert "ephemeral-storage" in terminal_reason(uncovered)
-        assert "LocalQueue default" in terminal_reason(missing)
+        missing_cq = workload(conditions=[cond("QuotaReserved", "False", "Inadmissible",
+                                               "ClusterQueue cq-gone doesn't exist")])
+        assert terminal_reason(uncovered) == (
+            "Workload pod-x-1a2b3 cannot be admitted: couldn't assign flavors to pod set main: "
+            "resource ephemeral-storage unavailable in ClusterQueue")
+        assert terminal_reason(missing) == "Workload pod-x-1a2b3 cannot be admitted: LocalQueue default doesn't exist"
+        assert terminal_reason(missing_cq) == (
+            "Workload pod-x-1a2b3 cannot be admitted: ClusterQueue cq-gone doesn't exist")
         assert terminal_reason(short) is None
+
+    def test_an_admitted_workload_is_never_terminal(self):
+        """The message of an old QuotaReserved=False lingers in another condition; only pending counts."""
+        wl = workload(conditions=[cond("QuotaReserved", "True", "QuotaReserved", "LocalQueue default doesn't exist"),
+                                  cond("Admitted", "True")])
+        assert terminal_reason(wl) is None
 
 
 class TestPodsAndWorkloads:
