@@ -33,10 +33,12 @@ def stop_annotation(k8s: client.ApiClient, name: str) -> str | None:
 def baseline(k8s: client.ApiClient) -> Iterator[None]:
     """GPU nodes provisioned and the demo deployed at its baseline; torn down afterwards, so the
     demo's pods hold no GPU node that the other tests need."""
-    ok(playbook("provision.yml"))
-    ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
-    yield
-    ok(playbook("teardown.yml"))
+    try:
+        ok(playbook("provision.yml"))
+        ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
+        yield
+    finally:
+        ok(playbook("teardown.yml"))
 
 
 def test_step3_restores_the_previous_state_when_the_incoming_model_is_not_admitted(
