@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 import _kueue_objects as ko
+from _poll import wait_for
 from _machinesets import (NAMESPACE, create_machineset, delete_machinesets, get_machineset, machines_of, nodes_of,
                           unique_name)
 
@@ -66,6 +67,11 @@ class IsvcState:
         assert self.workloads == before.workloads, "Workloads were created or deleted"
 
 
+def reconciled(isvc: dict[str, Any], stopped: bool) -> bool:
+    conditions = {c["type"]: c["status"] for c in (isvc.get("status") or {}).get("conditions") or []}
+    return bool(isvc["metadata"].get("finalizers")) and (conditions.get("Stopped") == "True" or not stopped)
+
+
 def written(before: IsvcState, after: IsvcState) -> bool:
     """The real run changed the ISVC's spec or annotations, or the Deployment's replicas."""
     def spec(state: IsvcState) -> Any:
@@ -96,6 +102,9 @@ def test_isvc_replicas_check_mode_changes_nothing(k8s: client.ApiClient, run_mod
     if not stopped:
         run_module("isvc_replicas", {"name": "llm", "namespace": namespace, "state": "started", "wait_timeout": 120})
         assert len(ko.predictor_pods(k8s, "llm", namespace)) == 1
+    # KServe has reconciled it (finalizer added, Stopped condition written): from here on only the
+    # module under test could write its metadata or spec
+    wait_for("KServe to reconcile the InferenceService", lambda: reconciled(ko.isvc(k8s, "llm", namespace), stopped))
     args = {"name": "llm", "namespace": namespace, "strategy": strategy, **wish}
 
     before = IsvcState(k8s, "llm", namespace)
