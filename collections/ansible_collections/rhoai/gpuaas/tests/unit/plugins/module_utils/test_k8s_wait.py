@@ -327,3 +327,89 @@ class TestConditions:
         o = {"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
         assert condition_true(o, "Ready")
         assert condition_status(o, "Missing") is None
+
+
+class RecordingClient:
+    """k8s_client.Client's list and watch, recording what they are asked for."""
+
+    def __init__(self) -> None:
+        self.calls: List[Any] = []
+
+    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
+        self.calls.append(("list", api_version, kind, namespace, label_selector, field_selector))
+        return [obj("x", "True")], "5"
+
+    def watch(self, api_version, kind, resource_version, timeout, namespace=None, label_selector=None,
+              field_selector=None):
+        self.calls.append(("watch", api_version, kind, resource_version, timeout, namespace, label_selector,
+                           field_selector))
+        return iter(())
+
+
+def test_api_source_passes_kind_namespace_and_selectors_to_list_and_watch():
+    api = RecordingClient()
+    source = k8s_wait.api_source(api, "pods", "v1", "Pod", "ns", "app=x", "spec.nodeName=n1")
+    assert source.name == "pods"
+    assert source.list_fn() == ([obj("x", "True")], "5")
+    assert list(source.watch_fn("5", 7)) == []
+    assert api.calls == [("list", "v1", "Pod", "ns", "app=x", "spec.nodeName=n1"),
+                         ("watch", "v1", "Pod", "5", 7, "ns", "app=x", "spec.nodeName=n1")]
+
+
+def test_conditions_summary_keeps_what_users_read():
+    o = {"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "Waiting", "message": "m", "lastTransitionTime": "t"},
+        {"type": "Stopped", "status": "True"}]}}
+    assert k8s_wait.conditions_summary(o) == [{"type": "Ready", "status": "False", "reason": "Waiting", "message": "m"},
+                                              {"type": "Stopped", "status": "True"}]
+    assert k8s_wait.conditions_summary({}) == []
+
+
+def test_errors_carry_the_last_state_as_the_module_result():
+    err = WaitTimeout("late", {"pods": [], "workloads": [1]}, 2.5)
+    assert (err.msg, err.message, err.result, err.last_state, err.elapsed) == (
+        "late", "late", {"pods": [], "workloads": [1]}, {"pods": [], "workloads": [1]}, 2.5)
+    listed = WaitFailed("broken", [1, 2])
+    assert listed.result == {"last_state": [1, 2]} and listed.elapsed == 0.0
+    cause = FakeApiError(403)
+    api = WaitApiError("forbidden", cause, {"a": 1}, 1.0)
+    assert (api.cause, api.result, api.elapsed) == (cause, {"a": 1}, 1.0)
+
+
+def test_api_error_message_is_one_line_from_the_reason():
+    class Reason(Exception):
+        reason = "Forbidden:\n  pods is forbidden"
+    api = FakeApi()
+    api.list_errors = [Reason("ignored")]
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], lambda s: True, timeout=5, description="pods")
+    assert str(err.value) == "API error while waiting for pods (a): Forbidden: pods is forbidden"
+
+
+def test_long_api_errors_are_cut():
+    api = FakeApi()
+    api.list_errors = [FakeApiError(403)]
+    api.list_errors[0].reason = "x" * 400
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], lambda s: True, timeout=5, description="d")
+    assert str(err.value) == "API error while waiting for d (a): " + "x" * 300
+
+
+def test_bookmarks_move_the_version_and_objects_without_uid_are_keyed_by_name():
+    seen: List[str] = []
+    calls = {"watch": 0}
+
+    def list_fn():
+        return [{"metadata": {"name": "p", "namespace": "ns", "resourceVersion": "3"}}], "3"
+
+    def watch_fn(resource_version, timeout):
+        seen.append(resource_version)
+        calls["watch"] += 1
+        if calls["watch"] == 1:
+            yield {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}
+            return
+        yield {"type": "DELETED", "object": {"metadata": {"name": "p", "namespace": "ns", "resourceVersion": "10"}}}
+
+    result = wait_for([Source("a", list_fn, watch_fn)], lambda s: not s["a"], timeout=5, **FAST)
+    assert result.state == {"a": []}
+    assert seen[:2] == ["3", "9"]  # the bookmark's version, and no object made of it

@@ -305,3 +305,61 @@ def test_scale_uses_the_scale_subresource_of_that_machineset() -> None:
     answer = ms_lib.scale(client, a, 3)
     assert client.scaled == [("a", NS, 3)]
     assert answer["kind"] == "Scale"
+
+
+def test_evaluate_reports_everything_it_waits_for() -> None:
+    ms = machineset(replicas=2, generation=3, readyReplicas=1, availableReplicas=0, observedGeneration=2)
+    machines = [
+        machine("gpu-a", node="n1"),                      # its Node has not published all GPUs yet
+        machine("gpu-b", phase=None),                     # no phase yet: Pending, no Node to look at
+        machine("gpu-c", node="n9"),                      # Running, but its Node is not visible
+        machine("gpu-d", node="n2", deleting=True),       # being deleted, Node NotReady
+    ]
+    nodes = [node("n1", gpus=2), node("n2", ready=False)]
+    assert evaluate(ms, machines, nodes) == {
+        "name": "gpu", "namespace": NS, "replicas": 2, "ready": False,
+        "waiting_for": [
+            "the controller to observe generation 3",
+            "status.readyReplicas 1 to become 2",
+            "status.availableReplicas 0 to become 2",
+            "4 Machines to become 2",
+            "Node n1 to publish 4 nvidia.com/gpu (allocatable 2)",
+            "Machine gpu-b to be Running (phase Pending)",
+            "the Node of Machine gpu-c (not found or not matching node_selector)",
+            "Machine gpu-d to be Running (phase Deleting)",
+            "Node n2 to be Ready",
+        ],
+        "failure": None,
+        "machines": [{"name": "gpu-a", "phase": "Running"}, {"name": "gpu-b", "phase": None},
+                     {"name": "gpu-c", "phase": "Running"}, {"name": "gpu-d", "phase": "Deleting"}],
+        "nodes": [{"name": "n1", "ready": True, "gpus": 2}, {"name": "n2", "ready": False, "gpus": 4}],
+    }
+
+
+def test_scale_to_zero_reports_the_nodes_still_there() -> None:
+    ms = machineset(replicas=0, observedGeneration=2)
+    result = evaluate(ms, [], [node("n1", ready=False, gpus=1), node("other")], gpu_resource="nvidia.com/gpu",
+                      previous_nodes=frozenset({"n1", "gone"}))
+    assert result["nodes"] == [{"name": "n1", "ready": False, "gpus": 1}]
+    assert result["waiting_for"] == ["Node n1 to be deleted"]
+
+
+def test_machine_failure_wording() -> None:
+    assert ms_lib.machine_failure(machine("a", phase="Failed")) == "Failed: no message"
+    assert ms_lib.machine_failure(machine("a", phase="Provisioning", errorReason="CreateError")) == (
+        "CreateError: no message")
+    assert ms_lib.machine_failure(machine("a", phase="Running")) is None
+    failed = machine("gpu-a", phase="Failed", errorMessage="quota exceeded.")
+    assert evaluate(machineset(observedGeneration=2), [failed], [])["failure"] == (
+        "Machine gpu-a of MachineSet gpu failed: Failed: quota exceeded. A failed Machine is not replaced: "
+        "delete it or scale the MachineSet down to retry")
+    assert evaluate(machineset(errorReason="InvalidConfiguration"), [], [])["failure"] == (
+        "MachineSet gpu reports InvalidConfiguration: no message")
+
+
+def test_generation_without_metadata_generation_is_current() -> None:
+    ms = machineset()
+    del ms["metadata"]["generation"]
+    assert ms_lib.generation_current(ms)
+    assert ms_lib.generation_current(machineset(generation=2, observedGeneration=3))
+    assert not ms_lib.generation_current(machineset(generation=2, observedGeneration=1))
