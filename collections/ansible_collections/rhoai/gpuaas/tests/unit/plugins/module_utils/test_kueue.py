@@ -545,3 +545,17 @@ class TestQuantitiesAndUsage:
                 "resources": {"limits": {"hugepages-2Mi": "1Gi"}}}
         assert pod_requested_resources(spec) == ["cpu", "hugepages-2Mi"]
         assert pod_requested_resources({}) == []
+
+
+def test_usage_reflects_every_workload_of_the_queue_not_only_the_first() -> None:
+    elsewhere, here = _admitted("other-queue", "4"), _admitted("main-queue", "4")
+    assert not usage_reflects(_cq("main-queue", "0"), [elsewhere, here])
+    assert usage_reflects(_cq("main-queue", "4"), [elsewhere, here])
+
+
+def test_usage_of_a_flavor_or_resource_the_queue_never_reported_is_zero() -> None:
+    workload = _admitted("main-queue", "1")
+    assert not usage_reflects({"metadata": {"name": "main-queue"}}, [workload])  # no flavor at all
+    only_cpu = {"metadata": {"name": "main-queue"}, "status": {"flavorsUsage": [
+        {"name": "nvidia-l4-4gpu", "resources": [{"name": "cpu", "total": "2"}]}]}}
+    assert not usage_reflects(only_cpu, [workload])  # the flavor, but not nvidia.com/gpu
