@@ -311,6 +311,14 @@ class RunningModule:
             return False
         return any(f"AnsiballZ_{self.name}.py" in _cmdline(pid) for pid in _descendants(self.pids[0]))
 
+    def watching(self) -> bool:
+        """The module holds two or more connections to kube-apiserver at once: its waiter's watches.
+
+        Before that it reads the objects one request at a time over one kept-alive connection; an
+        outage then fails the module at once, which is not what a test of the waiter wants.
+        """
+        return self.running() and _apiserver_connections(_descendants(self.pids[0])) >= 2
+
     def wait(self, timeout: float = 600) -> dict[str, Any]:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), f"{self.name} still running after {timeout}s"
@@ -325,6 +333,27 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def _apiserver_connections(pids: list[int]) -> int:
+    """Established TCP connections of these processes to the testbed's kube-apiserver."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    port = f"{testbed.PORTS['apiserver']:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[2].endswith(":" + port) and fields[3] == "01" and fields[9] in inodes:
+                    count += 1
+    return count
 
 
 def _descendants(pid: int) -> list[int]:

@@ -110,7 +110,7 @@ def test_wait_survives_apiserver_restart(k8s: client.ApiClient, run_module: Call
     start(run_module, "devstral-2", namespace, wait="queued")
     waiter = start_module("kueue_wait", {"isvc": "devstral-2", "namespace": namespace, "state": "admitted",
                                          "timeout": 240})
-    wait_for("kueue_wait to be waiting", waiter.running, timeout=60)
+    wait_for("kueue_wait to be watching", waiter.watching, timeout=60)
     outage = restart_apiserver(down_for=8, during=waiter.running)
     outage.join(120)
     assert outage.seen_during is True, "kueue_wait was not waiting any more when the API went down"

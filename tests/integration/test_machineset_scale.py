@@ -130,7 +130,7 @@ def test_wait_survives_apiserver_restart(k8s: client.ApiClient, machineset: Call
     with cloud_config(boot_delay_seconds=15):
         scaling = start_module("machineset_scale", {"name": name, "replicas": 1, "wait_timeout": 180})
         wait_for("the module to scale the MachineSet and wait",
-                 lambda: scaling.running() and get_machineset(k8s, name)["spec"]["replicas"] == 1, timeout=60)
+                 lambda: scaling.watching() and get_machineset(k8s, name)["spec"]["replicas"] == 1, timeout=60)
         assert nodes_of(k8s, name) == []  # not booted yet: the module must see it arrive after the outage
         outage = restart_apiserver(down_for=4.0, during=scaling.running)
         outage.join(timeout=120)

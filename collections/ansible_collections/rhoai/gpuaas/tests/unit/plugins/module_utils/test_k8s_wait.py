@@ -413,3 +413,101 @@ def test_bookmarks_move_the_version_and_objects_without_uid_are_keyed_by_name():
     result = wait_for([Source("a", list_fn, watch_fn)], lambda s: not s["a"], timeout=5, **FAST)
     assert result.state == {"a": []}
     assert seen[:2] == ["3", "9"]  # the bookmark's version, and no object made of it
+
+
+def test_state_is_sorted_and_keyed_by_uid_else_namespace_and_name():
+    listed = [{"metadata": {"name": "b", "namespace": "ns2"}}, {"metadata": {"name": "a", "namespace": "ns2"}},
+              {"metadata": {"name": "b", "namespace": "ns1"}}, {"metadata": {"name": "c"}},
+              {"metadata": {"name": "x", "namespace": "ns1", "uid": "u1"}},
+              {"metadata": {"name": "x", "namespace": "ns1", "uid": "u2"}}]
+
+    def watch(resource_version, timeout):
+        return iter(())
+
+    result = wait_for([Source("a", lambda: (listed, "1"), watch)], lambda s: True, timeout=5, **FAST)
+    assert [(o["metadata"].get("namespace"), o["metadata"]["name"], o["metadata"].get("uid"))
+            for o in result.state["a"]] == [
+        (None, "c", None), ("ns1", "b", None), ("ns1", "x", "u1"), ("ns1", "x", "u2"), ("ns2", "a", None),
+        ("ns2", "b", None)]
+
+
+def test_elapsed_and_the_default_timeout_follow_the_clock():
+    clock = ManualClock()
+    api = FakeApi(obj("x", "True"))
+    assert wait_for([api.source("a")], all_ready, clock=clock).elapsed == 0.0
+
+    def late_list():
+        clock.now += 1000  # the whole default timeout passes during the list
+        return api.list_fn()
+
+    with pytest.raises(WaitTimeout) as err:
+        wait_for([Source("a", late_list, api.watch_fn)], lambda s: False, clock=clock, **FAST)
+    assert str(err.value).startswith("Timed out after 300s waiting for the expected state; ")
+    assert err.value.elapsed == 1000.0
+
+    api.list_errors = [FakeApiError(403)]
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], all_ready, timeout=5, clock=clock)
+    assert err.value.elapsed == 0.0
+    failing = FakeApi(obj("x", "Broken"))
+    with pytest.raises(WaitFailed) as err:
+        wait_for([failing.source("a")], all_ready, failed=lambda s: "broken", timeout=5, clock=clock)
+    assert err.value.elapsed == 0.0
+
+
+def test_duplicate_source_names_are_named():
+    api = FakeApi()
+    with pytest.raises(ValueError) as err:
+        wait_for([api.source("a"), api.source("a")], lambda s: True, timeout=1)
+    assert str(err.value) == "source names must be unique: ['a', 'a']"
+
+
+def test_a_watch_that_ends_at_once_without_events_backs_off():
+    clock = ManualClock()  # never moves: every watch "ends at once"
+    idle_calls: List[str] = []
+
+    def idle_watch(resource_version, timeout):
+        idle_calls.append(resource_version)
+        return iter(())
+
+    idle = FakeApi()
+    busy = FakeApi(obj("x"))
+    later(0.3, busy.put, obj("x", "True"))
+    result = wait_for([Source("idle", idle.list_fn, idle_watch), busy.source("a")], all_ready, timeout=5,
+                      clock=clock, backoff_initial=1000, backoff_max=1000)
+    assert condition_true(result.state["a"][0], "Ready")
+    assert idle_calls == ["1"]  # one watch, then a back-off longer than the whole wait; no busy loop
+
+
+def test_a_watch_that_delivered_events_reconnects_at_once():
+    clock = ManualClock()
+    api = FakeApi(obj("x"))
+    calls: List[str] = []
+
+    def watch(resource_version, timeout):
+        calls.append(resource_version)
+        ready = len(calls) > 1
+        yield {"type": "MODIFIED", "object": dict(obj("x", "True" if ready else "False"),
+                                                  metadata=dict(obj("x")["metadata"], resourceVersion=str(len(calls) + 2)))}
+
+    result = wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=5, clock=clock,
+                      backoff_initial=1000, backoff_max=1000)
+    assert condition_true(result.state["a"][0], "Ready")
+    assert calls[:2] == ["2", "3"]
+
+
+class TestMoreConditions:
+    def test_observed_generation_without_generation_is_trusted(self):
+        o = {"metadata": {}, "status": {"observedGeneration": 4, "conditions": [{"type": "Ready", "status": "True"}]}}
+        assert generation_observed(o) and condition_true(o, "Ready")
+
+    def test_the_condition_is_found_among_others(self):
+        o = {"metadata": {}, "status": {"conditions": [{"type": "PodScheduled", "status": "True"},
+                                                       {"type": "Ready", "status": "False"}]}}
+        assert condition_status(o, "Ready") == "False"
+
+    def test_stale_conditions_on_request(self):
+        stale = obj("x", "True", generation=2, observed=1)
+        assert not condition_true(stale, "Ready")
+        assert condition_true(stale, "Ready", require_current=False)
+        assert condition_status(stale, "Ready") is None

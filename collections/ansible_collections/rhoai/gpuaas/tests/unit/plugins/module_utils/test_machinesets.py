@@ -277,10 +277,12 @@ def named(name: str, **labels: str) -> Dict[str, Any]:
 def test_select_by_name() -> None:
     client = FakeClient([named("b"), named("a")])
     assert [m["metadata"]["uid"] for m in ms_lib.select(client, NS, name="a")] == ["uid-a"]
-    with pytest.raises(ms_lib.MachineSetError, match="MachineSet 'nope' not found in namespace 'openshift-machine-api'"):
+    with pytest.raises(ms_lib.MachineSetError) as err:
         ms_lib.select(client, NS, name="nope")
-    with pytest.raises(ms_lib.MachineSetError, match="MachineSet 'a' not found in namespace 'other'"):
+    assert str(err.value) == "MachineSet 'nope' not found in namespace 'openshift-machine-api'"
+    with pytest.raises(ms_lib.MachineSetError) as err:
         ms_lib.select(client, "other", name="a")
+    assert str(err.value) == "MachineSet 'a' not found in namespace 'other'"
 
 
 def test_select_by_label_selectors_sends_them_all() -> None:
