@@ -210,7 +210,7 @@ def test_transient_watch_error_then_recovery():
 
 def test_backoff_doubles_up_to_its_cap_and_resets():
     backoff = k8s_wait._Backoff(0.5, 3.0)
-    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert [backoff.next() for attempt in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     backoff.reset()
     assert backoff.next() == 0.5
 

@@ -463,8 +463,8 @@ class TestMessagesAndSummaries:
         assert pod_summary(pod) == {"name": "llm-predictor-abc", "phase": "Running", "gated": False, "node": "n1",
                                     "ready": True, "terminating": True}
         gated = {"metadata": {"name": "g"}, "spec": {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}]},
-                 "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"},
-                                                                {"type": "PodScheduled", "status": "True"}]}}
+                 "status": {"phase": "Pending", "conditions": [
+                     {"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]}}
         assert pod_summary(gated) == {"name": "g", "phase": "Pending", "gated": True, "node": None, "ready": False,
                                       "terminating": False}
         assert pod_summary({}) == {"name": None, "phase": None, "gated": False, "node": None, "ready": False,
