@@ -9,7 +9,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
 .PHONY: venv deps testbed-build testbed-up testbed-down testbed-status testbed-kubeconfig \
-        test test-unit test-sanity test-lint test-build test-integration test-molecule demo model
+        test test-unit test-sanity test-lint test-build test-integration test-molecule demo model \
+        mutation test-mutation-fast
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -41,7 +42,7 @@ testbed-status: venv
 testbed-kubeconfig:
 	@$(PY) testbed/testbed.py kubeconfig
 
-test: test-unit test-sanity test-lint test-build testbed-up test-integration test-molecule
+test: test-unit test-mutation-fast test-sanity test-lint test-build testbed-up test-integration test-molecule
 
 test-unit: deps
 	cd collections && $(BIN)/python -m pytest -q -p no:cacheprovider ansible_collections/rhoai/gpuaas/tests/unit
@@ -59,11 +60,33 @@ test-build: deps
 	for m in machineset_scale isvc_replicas kueue_wait minio_upload model_register; do \
 	  $(BIN)/ansible-doc rhoai.gpuaas.$$m > /dev/null || exit 1; done
 
+# The integration tests run in a random order (pytest-randomly); the header prints the seed as
+# "Using --randomly-seed=N". Replay that order with `make test-integration SEED=N`.
 test-integration: deps model
-	$(PY) -m pytest -p no:cacheprovider -m integration tests/integration
+	$(PY) -m pytest -p no:cacheprovider -p randomly $(if $(SEED),--randomly-seed=$(SEED)) \
+	  -m integration tests/integration
 
 test-molecule: deps model
 	cd $(CURDIR) && $(BIN)/molecule test -s default
+
+# Mutation testing of module_utils with mutmut (tests/mutation/setup.cfg): the collection is copied
+# to .mutation/ and mutated there, so the tree stays clean. Prints the score per file and fails when
+# kueue, isvc, machinesets, k8s_wait or s3_etag is below 90%; then the hand-written mutants
+# (tests/mutation/listed_mutants.py). Too slow for every `make test`: that runs test-mutation-fast.
+MUTATION_DIR := .mutation
+mutation: deps
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/ansible_collections
+	cp -r collections/ansible_collections/rhoai $(MUTATION_DIR)/ansible_collections/
+	rm -rf $(MUTATION_DIR)/ansible_collections/rhoai/gpuaas/tests/output
+	cp tests/mutation/setup.cfg $(MUTATION_DIR)/
+	cd $(MUTATION_DIR) && $(BIN)/mutmut run --max-children 2 $(MUTANTS) > mutmut.log 2>&1 \
+	  || { tail -40 mutmut.log; exit 1; }
+	cd $(MUTATION_DIR) && $(BIN)/mutmut results --all true | $(BIN)/python ../tests/mutation/score.py
+	$(PY) tests/mutation/listed_mutants.py
+
+# The fast subset: the hand-written mutants of issue 14 must still be killed.
+test-mutation-fast: deps
+	$(PY) tests/mutation/listed_mutants.py
 
 model: venv
 	$(PY) playbooks/files/make_model.py --hf-cache $${TESTBED_STATE:-.testbed}/hf-cache

@@ -13,6 +13,8 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
+from _labels import TEST_LABEL
+
 KUEUE = "kueue.x-k8s.io/v1beta2"
 ISVC = "serving.kserve.io/v1beta1"
 GPU = "nvidia.com/gpu"
@@ -55,7 +57,7 @@ def delete(k8s: client.ApiClient, api_version: str, kind: str, name: str, namesp
 
 
 def resource_flavors() -> list[dict[str, Any]]:
-    return [{"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata": {"name": name},
+    return [{"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata": {"name": name, "labels": {TEST_LABEL: "true"}},
              "spec": {"nodeLabels": {"node.kubernetes.io/instance-type": itype}, "tolerations": [TOLERATION]}}
             for name, (itype, _, _, _) in FLAVORS.items()]
 
@@ -66,7 +68,7 @@ def cluster_queue(name: str, namespace: str) -> dict[str, Any]:
         _, gpus, cpu, memory = FLAVORS[flavor]
         return [{"name": "cpu", "nominalQuota": cpu}, {"name": "memory", "nominalQuota": memory},
                 {"name": GPU, "nominalQuota": gpus}]
-    return {"apiVersion": KUEUE, "kind": "ClusterQueue", "metadata": {"name": name},
+    return {"apiVersion": KUEUE, "kind": "ClusterQueue", "metadata": {"name": name, "labels": {TEST_LABEL: "true"}},
             "spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
                      "queueingStrategy": "BestEffortFIFO",
                      "resourceGroups": [{"coveredResources": list(COVERED),
@@ -119,9 +121,38 @@ def inference_service(name: str, namespace: str, gpus: int, stopped: bool = Fals
                                              "resources": {"requests": requests, "limits": {GPU: str(gpus)}}}}}}
 
 
+def flavors_in_use(k8s: client.ApiClient) -> set[str]:
+    """ResourceFlavors some ClusterQueue names (Kueue keeps those from being deleted)."""
+    res = dynamic(k8s).resources.get(api_version=KUEUE, kind="ClusterQueue")
+    return {flavor["name"] for cq in res.get().to_dict()["items"]
+            for group in cq.get("spec", {}).get("resourceGroups", []) for flavor in group.get("flavors", [])}
+
+
+@contextlib.contextmanager
+def flavors(k8s: client.ApiClient) -> Iterator[list[str]]:
+    """The demo's ResourceFlavors; those created here are deleted afterwards unless a ClusterQueue uses them."""
+    created = []
+    try:
+        for flavor in resource_flavors():
+            if get(k8s, KUEUE, "ResourceFlavor", flavor["metadata"]["name"]) is None:
+                create(k8s, flavor)
+                created.append(flavor["metadata"]["name"])
+        yield list(FLAVORS)
+    finally:
+        in_use = flavors_in_use(k8s)
+        for name in created:
+            if name not in in_use:
+                delete(k8s, KUEUE, "ResourceFlavor", name)
+
+
 @contextlib.contextmanager
 def queues(k8s: client.ApiClient, namespace: str) -> Iterator[str]:
-    """Flavors (shared), a ClusterQueue for this namespace, LocalQueue QUEUE, the runtime."""
+    """A ClusterQueue over the demo's flavors for this namespace, LocalQueue QUEUE, the runtime.
+
+    The ClusterQueue is deleted afterwards; the rest goes with the namespace. Flavors missing
+    here are created (labelled, so the next session removes them); the session fixture
+    `kueue_flavors` creates and removes them itself.
+    """
     for flavor in resource_flavors():
         create(k8s, flavor, exist_ok=True)
     cq = "cq-" + namespace

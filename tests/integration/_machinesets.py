@@ -6,6 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
+from _labels import TEST_LABEL
 from _poll import wait_for
 
 GROUP, VERSION, NAMESPACE = "machine.openshift.io", "v1beta1", "openshift-machine-api"
@@ -22,7 +23,8 @@ def machineset_body(name: str, instance_type: str, replicas: int = 0,
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "MachineSet",
         "metadata": {"name": name, "namespace": NAMESPACE,
-                     "labels": {"machine.openshift.io/cluster-api-cluster": "testbed", **(labels or {})}},
+                     "labels": {"machine.openshift.io/cluster-api-cluster": "testbed", TEST_LABEL: "true",
+                                **(labels or {})}},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"machine.openshift.io/cluster-api-machineset": name}},
@@ -88,3 +90,14 @@ def delete_machineset(k8s: client.ApiClient, name: str) -> None:
                 raise
     wait_for(f"machines and nodes of {name} to go",
              lambda: not machines_of(k8s, name) and not nodes_of(k8s, name), timeout=60)
+
+
+def delete_machinesets(k8s: client.ApiClient, names: list[str]) -> None:
+    """`delete_machineset` for each; one failing does not keep the others."""
+    errors = []
+    for name in names:
+        try:
+            delete_machineset(k8s, name)
+        except Exception as exc:  # noqa: BLE001 - reported below, after the others are deleted
+            errors.append(f"{name}: {exc}")
+    assert not errors, "MachineSets not cleaned up: " + "; ".join(errors)

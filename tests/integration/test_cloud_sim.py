@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from kubernetes import client
 
-from _machinesets import (create_machineset, delete_machineset, get_machineset, machines_of, nodes_of, scale,
+from _machinesets import (create_machineset, delete_machinesets, get_machineset, machines_of, nodes_of, scale,
                           unique_name)
 from _poll import wait_for
 
@@ -22,9 +22,10 @@ def machineset(k8s: client.ApiClient) -> Iterator[Callable[..., str]]:
         create_machineset(k8s, name, instance_type, replicas)
         created.append(name)
         return name
-    yield make
-    for name in created:
-        delete_machineset(k8s, name)
+    try:
+        yield make
+    finally:
+        delete_machinesets(k8s, created)
 
 
 def ready(node: Any) -> bool:

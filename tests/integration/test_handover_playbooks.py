@@ -33,11 +33,13 @@ def stop_annotation(k8s: client.ApiClient, name: str) -> str | None:
 def baseline(k8s: client.ApiClient) -> Iterator[None]:
     """GPU nodes provisioned and the demo deployed at its baseline; torn down afterwards, so the
     demo's pods hold no GPU node that the other tests need."""
-    ok(playbook("provision.yml"))
-    ok(playbook("upload_model.yml"))
-    ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
-    yield
-    ok(playbook("teardown.yml"))
+    try:
+        ok(playbook("provision.yml"))
+        ok(playbook("upload_model.yml"))
+        ok(playbook("deploy.yml", "-e", "serving_enforce_state=true"))
+        yield
+    finally:
+        ok(playbook("teardown.yml"))
 
 
 def test_step3_refuses_a_handover_that_cannot_succeed_and_changes_nothing(

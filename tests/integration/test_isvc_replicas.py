@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cq(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> Iterator[str]:
+def cq(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str], kueue_flavors: list[str]) -> Iterator[str]:
     with ko.queues(k8s, namespace) as name:
         yield name
 

@@ -1,8 +1,6 @@
 """rhoai.gpuaas.kueue_wait against the testbed: the demo's GPU handover and API server restarts."""
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -15,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cq(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> Iterator[str]:
+def cq(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str], kueue_flavors: list[str]) -> Iterator[str]:
     with ko.queues(k8s, namespace) as name:
         yield name
 
@@ -77,7 +75,7 @@ def test_handover(k8s: client.ApiClient, run_module: Callable[..., dict], namesp
 
 
 def test_workload_and_selector_targets_and_absent(k8s: client.ApiClient, run_module: Callable[..., dict],
-                                                  namespace: str, cq: str) -> None:
+                                                  namespace: str, cq: str, start_module: Callable[..., Any]) -> None:
     ko.create(k8s, ko.inference_service("small", namespace, 1))
     by_isvc = start(run_module, "small", namespace)
     name = by_isvc["workloads"][0]["name"]
@@ -88,14 +86,11 @@ def test_workload_and_selector_targets_and_absent(k8s: client.ApiClient, run_mod
                                             "namespace": namespace}, check=True)
     assert by_selector["changed"] is False and [w["name"] for w in by_selector["workloads"]] == [name]
 
-    waiter: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: waiter.update(run_module(
-        "kueue_wait", {"isvc": "small", "namespace": namespace, "state": "absent", "timeout": 90})))
-    thread.start()
-    time.sleep(3)
+    waiter = start_module("kueue_wait", {"isvc": "small", "namespace": namespace, "state": "absent", "timeout": 90})
+    wait_for("kueue_wait to be waiting", waiter.running, timeout=60)
     stop(run_module, "small", namespace)
-    thread.join(120)
-    assert waiter["workloads"] == [] and waiter["pods"] == []
+    result = waiter.wait()
+    assert result["workloads"] == [] and result["pods"] == []
 
 
 def test_bad_inputs(run_module: Callable[..., dict], namespace: str) -> None:
@@ -109,19 +104,18 @@ def test_bad_inputs(run_module: Callable[..., dict], namespace: str) -> None:
 
 
 def test_wait_survives_apiserver_restart(k8s: client.ApiClient, run_module: Callable[..., dict], namespace: str,
-                                         cq: str, restart_apiserver: Callable[..., threading.Thread]) -> None:
+                                         cq: str, restart_apiserver: Callable[..., Any],
+                                         start_module: Callable[..., Any]) -> None:
     demo(k8s, run_module, namespace)
     start(run_module, "devstral-2", namespace, wait="queued")
-    waiter: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: waiter.update(run_module(
-        "kueue_wait", {"isvc": "devstral-2", "namespace": namespace, "state": "admitted", "timeout": 240})))
-    thread.start()
-    # Long enough for ansible to start the module and open its watches; then 8 s without API.
-    restart_apiserver(after=8, down_for=8).join(120)
-    assert thread.is_alive(), "kueue_wait ended while devstral-2 could not be admitted yet"
+    waiter = start_module("kueue_wait", {"isvc": "devstral-2", "namespace": namespace, "state": "admitted",
+                                         "timeout": 240})
+    wait_for("kueue_wait to be watching", waiter.watching, timeout=60)
+    outage = restart_apiserver(down_for=8, during=waiter.running)
+    outage.join(120)
+    assert outage.seen_during is True, "kueue_wait was not waiting any more when the API went down"
+    assert waiter.running(), "kueue_wait ended while devstral-2 could not be admitted yet"
     wait_for("API back", lambda: ko.get(k8s, ko.ISVC, "InferenceService", "mistral-3-bf16", namespace), 60)
     stop(run_module, "mistral-3-bf16", namespace)
-    thread.join(240)
-    (wl,) = waiter["workloads"]
+    (wl,) = waiter.wait()["workloads"]
     assert wl["state"] == "admitted" and wl["flavors"][ko.GPU] == "nvidia-l4-4gpu"
-    assert waiter["elapsed"] > 16

@@ -11,7 +11,7 @@ from _poll import wait_for
 
 
 @pytest.fixture
-def queue(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]):
+def queue(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str], kueue_flavors: list[str]):
     """The demo's 4+1 GPU ClusterQueue, LocalQueue `ko.QUEUE` and runtime for `namespace`."""
     with ko.queues(k8s, namespace) as cq:
         yield cq

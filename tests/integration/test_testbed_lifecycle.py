@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Iterator
 
+import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
@@ -19,6 +21,16 @@ from processes import pid_of
 
 UP = [sys.executable, str(testbed.HERE / "testbed.py")]
 NAMES = [c.name for c in testbed.components()]
+
+
+@pytest.fixture(autouse=True)
+def restored_testbed() -> Iterator[None]:
+    """These tests kill components: put the testbed back whatever happens (failure, Ctrl-C)."""
+    try:
+        yield
+    finally:
+        repaired = run("up")
+        assert repaired.returncode == 0, "the testbed could not be restored:\n" + repaired.stdout + repaired.stderr
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

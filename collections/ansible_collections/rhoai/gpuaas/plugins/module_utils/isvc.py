@@ -159,7 +159,8 @@ def plan_change(
 
     if strategy in ("auto", "stop_annotation"):
         if not on:
-            build.annotation(STOP_ANNOTATION, "true")
+            if not is_stopped(isvc):  # KServe reads the value case-insensitively: "True" stops too
+                build.annotation(STOP_ANNOTATION, "true")
         elif replicas is not None:
             _set_replicas(build, isvc, replicas, fixed=True)
     elif strategy == "autoscaler_none":

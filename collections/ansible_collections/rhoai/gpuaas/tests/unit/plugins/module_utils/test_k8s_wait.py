@@ -43,6 +43,7 @@ class FakeApi:
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.list_calls = 0
         self.watch_calls: List[str] = []
+        self.watch_timeouts: List[int] = []
         self.list_errors: List[BaseException] = []
         self.lock = threading.Lock()
         for obj in objs:
@@ -73,7 +74,12 @@ class FakeApi:
             return list(self.items.values()), str(self.rv)
 
     def watch_fn(self, resource_version: str, timeout: int):
+        # what the API server would refuse: a watch must start from a version it handed out,
+        # and timeoutSeconds is a positive integer
+        assert isinstance(resource_version, str) and 1 <= int(resource_version) <= self.rv, resource_version
+        assert isinstance(timeout, int) and timeout >= 1, timeout
         self.watch_calls.append(resource_version)
+        self.watch_timeouts.append(timeout)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
@@ -113,8 +119,8 @@ def later(delay: float, fn, *args, **kwargs) -> None:
 def test_done_on_initial_list():
     api = FakeApi(obj("x", "True"))
     result = wait_for([api.source("a")], all_ready, timeout=5)
-    assert result.elapsed < 1
     assert [o["metadata"]["name"] for o in result.state["a"]] == ["x"]
+    assert result.state["a"][0]["metadata"]["resourceVersion"] == "2"  # the listed object, no event needed
 
 
 def test_done_after_watch_event():
@@ -135,20 +141,18 @@ def test_failed_predicate_fails_at_once_with_reason_and_state():
     with pytest.raises(WaitFailed) as err:
         wait_for([api.source("a")], all_ready, failed=failed, timeout=5,
                  summary=lambda s: [condition_status(o, "Ready") for o in s["a"]])
-    assert "x is broken" in str(err.value)
+    assert str(err.value) == "x is broken (while waiting for the expected state)"
     assert err.value.last_state == ["Broken"]
-    assert err.value.elapsed < 2
+    assert api.list_calls == 1  # failed at once: no retry, no re-list
 
 
 def test_timeout_carries_last_state():
     api = FakeApi(obj("x"))
-    started = time.monotonic()
     with pytest.raises(WaitTimeout) as err:
         wait_for([api.source("a")], all_ready, timeout=0.5, description="x ready",
                  summary=lambda s: {o["metadata"]["name"]: condition_status(o, "Ready") for o in s["a"]})
-    assert 0.45 < time.monotonic() - started < 2
     assert err.value.last_state == {"x": "False"}
-    assert "x ready" in str(err.value) and '"x": "False"' in str(err.value)
+    assert str(err.value) == 'Timed out after 0.5s waiting for x ready; last state: {"x": "False"}'
 
 
 def test_gone_410_relists_and_drops_objects_deleted_meanwhile():
@@ -204,14 +208,22 @@ def test_transient_watch_error_then_recovery():
     assert api.list_calls == 1  # a reconnect, not a re-list
 
 
-def test_backoff_is_capped_and_timeout_names_last_api_error():
+def test_backoff_doubles_up_to_its_cap_and_resets():
+    backoff = k8s_wait._Backoff(0.5, 3.0)
+    assert [backoff.next() for attempt in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_timeout_names_the_sources_never_listed_and_the_last_api_error():
     api = FakeApi()
     api.list_errors = [ConnectionRefusedError("refused")] * 1000
+    other = FakeApi(obj("x"))
     with pytest.raises(WaitTimeout) as err:
-        wait_for([api.source("a")], lambda s: True, timeout=1, backoff_initial=0.01, backoff_max=0.1)
-    assert "never listed: a" in str(err.value)
-    assert "refused" in str(err.value)
-    assert api.list_calls >= 8  # capped at 0.1 s, so it kept trying
+        wait_for([other.source("b"), api.source("a")], lambda s: True, timeout=0.5, **FAST)
+    assert str(err.value) == ('Timed out after 0.5s waiting for the expected state; last state: {"a": 0, "b": 1}; '
+                              "never listed: a; last API error: a: ConnectionRefusedError: refused")
+    assert api.list_calls >= 2  # it kept trying
 
 
 def test_non_retriable_error_stops_at_once():
@@ -220,7 +232,8 @@ def test_non_retriable_error_stops_at_once():
     with pytest.raises(WaitApiError) as err:
         wait_for([api.source("a")], lambda s: True, timeout=5)
     assert err.value.cause.status == 403
-    assert err.value.elapsed < 1
+    assert str(err.value) == "API error while waiting for the expected state (a): HTTP 403"
+    assert api.list_calls == 1
 
 
 def test_several_kinds_predicates_see_full_state_only_after_all_listed():
@@ -252,13 +265,48 @@ def test_duplicate_source_names_rejected():
         wait_for([api.source("a"), api.source("a")], lambda s: True, timeout=1)
 
 
-def test_watch_timeout_never_exceeds_the_deadline():
+class ManualClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("timeout,first_watch", [(2.5, 3), (0.2, 1), (1000, k8s_wait.MAX_WATCH_SECONDS)])
+def test_a_watch_is_asked_for_no_longer_than_the_time_left(timeout, first_watch):
+    clock = ManualClock()
     api = FakeApi(obj("x"))
+    asked: List[int] = []
+
+    def watch(resource_version: str, seconds: int):
+        asked.append(seconds)
+        clock.now += timeout  # the whole wait passes during this watch
+        yield {"type": "MODIFIED", "object": api.items["x"]}
+
     with pytest.raises(WaitTimeout):
-        wait_for([api.source("a")], all_ready, timeout=0.3)
-    assert k8s_wait.MAX_WATCH_SECONDS >= 1
-    # the first watch was asked for at most the remaining time (rounded up)
-    assert api.watch_calls
+        wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=timeout, clock=clock, **FAST)
+    assert asked == [first_watch]
+
+
+def test_a_reconnect_asks_only_for_the_time_left():
+    clock = ManualClock()
+    api = FakeApi(obj("x"))
+    asked: List[int] = []
+
+    steps = [1.2, 1.0, 5.0]
+
+    def watch(resource_version: str, seconds: int):
+        asked.append(seconds)
+        clock.now += steps.pop(0)
+        yield {"type": "MODIFIED", "object": api.items["x"]}
+
+    with pytest.raises(WaitTimeout):
+        wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=2.5, clock=clock, **FAST)
+    # 2.5 s left, then 1.3 s, then 0.3 s (rounded up to the API's minimum of 1); none after the deadline
+    assert asked == [3, 2, 1]
 
 
 class TestConditions:
@@ -279,3 +327,187 @@ class TestConditions:
         o = {"metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
         assert condition_true(o, "Ready")
         assert condition_status(o, "Missing") is None
+
+
+class RecordingClient:
+    """k8s_client.Client's list and watch, recording what they are asked for."""
+
+    def __init__(self) -> None:
+        self.calls: List[Any] = []
+
+    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
+        self.calls.append(("list", api_version, kind, namespace, label_selector, field_selector))
+        return [obj("x", "True")], "5"
+
+    def watch(self, api_version, kind, resource_version, timeout, namespace=None, label_selector=None,
+              field_selector=None):
+        self.calls.append(("watch", api_version, kind, resource_version, timeout, namespace, label_selector,
+                           field_selector))
+        return iter(())
+
+
+def test_api_source_passes_kind_namespace_and_selectors_to_list_and_watch():
+    api = RecordingClient()
+    source = k8s_wait.api_source(api, "pods", "v1", "Pod", "ns", "app=x", "spec.nodeName=n1")
+    assert source.name == "pods"
+    assert source.list_fn() == ([obj("x", "True")], "5")
+    assert list(source.watch_fn("5", 7)) == []
+    assert api.calls == [("list", "v1", "Pod", "ns", "app=x", "spec.nodeName=n1"),
+                         ("watch", "v1", "Pod", "5", 7, "ns", "app=x", "spec.nodeName=n1")]
+
+
+def test_conditions_summary_keeps_what_users_read():
+    o = {"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "Waiting", "message": "m", "lastTransitionTime": "t"},
+        {"type": "Stopped", "status": "True"}]}}
+    assert k8s_wait.conditions_summary(o) == [{"type": "Ready", "status": "False", "reason": "Waiting", "message": "m"},
+                                              {"type": "Stopped", "status": "True"}]
+    assert k8s_wait.conditions_summary({}) == []
+
+
+def test_errors_carry_the_last_state_as_the_module_result():
+    err = WaitTimeout("late", {"pods": [], "workloads": [1]}, 2.5)
+    assert (err.msg, err.message, err.result, err.last_state, err.elapsed) == (
+        "late", "late", {"pods": [], "workloads": [1]}, {"pods": [], "workloads": [1]}, 2.5)
+    listed = WaitFailed("broken", [1, 2])
+    assert listed.result == {"last_state": [1, 2]} and listed.elapsed == 0.0
+    cause = FakeApiError(403)
+    api = WaitApiError("forbidden", cause, {"a": 1}, 1.0)
+    assert (api.cause, api.result, api.elapsed) == (cause, {"a": 1}, 1.0)
+
+
+def test_api_error_message_is_one_line_from_the_reason():
+    class Reason(Exception):
+        reason = "Forbidden:\n  pods is forbidden"
+    api = FakeApi()
+    api.list_errors = [Reason("ignored")]
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], lambda s: True, timeout=5, description="pods")
+    assert str(err.value) == "API error while waiting for pods (a): Forbidden: pods is forbidden"
+
+
+def test_long_api_errors_are_cut():
+    api = FakeApi()
+    api.list_errors = [FakeApiError(403)]
+    api.list_errors[0].reason = "x" * 400
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], lambda s: True, timeout=5, description="d")
+    assert str(err.value) == "API error while waiting for d (a): " + "x" * 300
+
+
+def test_bookmarks_move_the_version_and_objects_without_uid_are_keyed_by_name():
+    seen: List[str] = []
+    calls = {"watch": 0}
+
+    def list_fn():
+        return [{"metadata": {"name": "p", "namespace": "ns", "resourceVersion": "3"}}], "3"
+
+    def watch_fn(resource_version, timeout):
+        seen.append(resource_version)
+        calls["watch"] += 1
+        if calls["watch"] == 1:
+            yield {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}
+            return
+        yield {"type": "DELETED", "object": {"metadata": {"name": "p", "namespace": "ns", "resourceVersion": "10"}}}
+
+    result = wait_for([Source("a", list_fn, watch_fn)], lambda s: not s["a"], timeout=5, **FAST)
+    assert result.state == {"a": []}
+    assert seen[:2] == ["3", "9"]  # the bookmark's version, and no object made of it
+
+
+def test_state_is_sorted_and_keyed_by_uid_else_namespace_and_name():
+    listed = [{"metadata": {"name": "b", "namespace": "ns2"}}, {"metadata": {"name": "a", "namespace": "ns2"}},
+              {"metadata": {"name": "b", "namespace": "ns1"}}, {"metadata": {"name": "c"}},
+              {"metadata": {"name": "x", "namespace": "ns1", "uid": "u1"}},
+              {"metadata": {"name": "x", "namespace": "ns1", "uid": "u2"}}]
+
+    def watch(resource_version, timeout):
+        return iter(())
+
+    result = wait_for([Source("a", lambda: (listed, "1"), watch)], lambda s: True, timeout=5, **FAST)
+    assert [(o["metadata"].get("namespace"), o["metadata"]["name"], o["metadata"].get("uid"))
+            for o in result.state["a"]] == [
+        (None, "c", None), ("ns1", "b", None), ("ns1", "x", "u1"), ("ns1", "x", "u2"), ("ns2", "a", None),
+        ("ns2", "b", None)]
+
+
+def test_elapsed_and_the_default_timeout_follow_the_clock():
+    clock = ManualClock()
+    api = FakeApi(obj("x", "True"))
+    assert wait_for([api.source("a")], all_ready, clock=clock).elapsed == 0.0
+
+    def late_list():
+        clock.now += 1000  # the whole default timeout passes during the list
+        return api.list_fn()
+
+    with pytest.raises(WaitTimeout) as err:
+        wait_for([Source("a", late_list, api.watch_fn)], lambda s: False, clock=clock, **FAST)
+    assert str(err.value).startswith("Timed out after 300s waiting for the expected state; ")
+    assert err.value.elapsed == 1000.0
+
+    api.list_errors = [FakeApiError(403)]
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("a")], all_ready, timeout=5, clock=clock)
+    assert err.value.elapsed == 0.0
+    failing = FakeApi(obj("x", "Broken"))
+    with pytest.raises(WaitFailed) as err:
+        wait_for([failing.source("a")], all_ready, failed=lambda s: "broken", timeout=5, clock=clock)
+    assert err.value.elapsed == 0.0
+
+
+def test_duplicate_source_names_are_named():
+    api = FakeApi()
+    with pytest.raises(ValueError) as err:
+        wait_for([api.source("a"), api.source("a")], lambda s: True, timeout=1)
+    assert str(err.value) == "source names must be unique: ['a', 'a']"
+
+
+def test_a_watch_that_ends_at_once_without_events_backs_off():
+    clock = ManualClock()  # never moves: every watch "ends at once"
+    idle_calls: List[str] = []
+
+    def idle_watch(resource_version, timeout):
+        idle_calls.append(resource_version)
+        return iter(())
+
+    idle = FakeApi()
+    busy = FakeApi(obj("x"))
+    later(0.3, busy.put, obj("x", "True"))
+    result = wait_for([Source("idle", idle.list_fn, idle_watch), busy.source("a")], all_ready, timeout=5,
+                      clock=clock, backoff_initial=1000, backoff_max=1000)
+    assert condition_true(result.state["a"][0], "Ready")
+    assert idle_calls == ["1"]  # one watch, then a back-off longer than the whole wait; no busy loop
+
+
+def test_a_watch_that_delivered_events_reconnects_at_once():
+    clock = ManualClock()
+    api = FakeApi(obj("x"))
+    calls: List[str] = []
+
+    def watch(resource_version, timeout):
+        calls.append(resource_version)
+        ready = len(calls) > 1
+        yield {"type": "MODIFIED", "object": dict(obj("x", "True" if ready else "False"),
+                                                  metadata=dict(obj("x")["metadata"], resourceVersion=str(len(calls) + 2)))}
+
+    result = wait_for([Source("a", api.list_fn, watch)], all_ready, timeout=5, clock=clock,
+                      backoff_initial=1000, backoff_max=1000)
+    assert condition_true(result.state["a"][0], "Ready")
+    assert calls[:2] == ["2", "3"]
+
+
+class TestMoreConditions:
+    def test_observed_generation_without_generation_is_trusted(self):
+        o = {"metadata": {}, "status": {"observedGeneration": 4, "conditions": [{"type": "Ready", "status": "True"}]}}
+        assert generation_observed(o) and condition_true(o, "Ready")
+
+    def test_the_condition_is_found_among_others(self):
+        o = {"metadata": {}, "status": {"conditions": [{"type": "PodScheduled", "status": "True"},
+                                                       {"type": "Ready", "status": "False"}]}}
+        assert condition_status(o, "Ready") == "False"
+
+    def test_stale_conditions_on_request(self):
+        stale = obj("x", "True", generation=2, observed=1)
+        assert not condition_true(stale, "Ready")
+        assert condition_true(stale, "Ready", require_current=False)
+        assert condition_status(stale, "Ready") is None

@@ -165,6 +165,46 @@ def test_machines_of_other_machinesets_are_ignored() -> None:
     assert result["ready"] and result["failure"] is None and result["machines"] == []
 
 
+def test_ready_but_not_available_is_not_ready() -> None:
+    """machine-api counts a Machine available only after its Node has been Ready for minReadySeconds."""
+    ms = machineset(readyReplicas=1, availableReplicas=0, observedGeneration=2)
+    result = evaluate(ms, [machine("gpu-a", node="n1")], [node("n1")])
+    assert not result["ready"]
+    assert result["waiting_for"] == ["status.availableReplicas 0 to become 1"]
+    ms = machineset(readyReplicas=0, availableReplicas=1, observedGeneration=2)
+    assert evaluate(ms, [machine("gpu-a", node="n1")], [node("n1")])["waiting_for"] == [
+        "status.readyReplicas 0 to become 1"]
+
+
+def test_a_failed_machine_is_terminal_when_the_other_is_being_deleted() -> None:
+    """A Machine being deleted will not serve: only the failed one is left for spec.replicas 1."""
+    ms = machineset(replicas=1, observedGeneration=2)
+    failed = machine("gpu-a", phase="Failed", errorReason="CreateError", errorMessage="no capacity")
+    leaving = machine("gpu-b", node="n1", deleting=True)
+    result = evaluate(ms, [failed, leaving], [node("n1")])
+    assert result["failure"] == ("Machine gpu-a of MachineSet gpu failed: CreateError: no capacity. A failed Machine "
+                                 "is not replaced: delete it or scale the MachineSet down to retry")
+    # the same failed Machine, itself being deleted, no longer counts
+    failed["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    healthy = machine("gpu-c", node="n2")
+    assert evaluate(ms, [failed, healthy], [node("n2")])["failure"] is None
+
+
+def test_only_the_controller_owner_counts() -> None:
+    """Another controller may list the MachineSet as a plain owner; the Machine is not the MachineSet's."""
+    ms = machineset(replicas=0, observedGeneration=2)
+    adopted = machine("other-a", node="n1")
+    adopted["metadata"]["ownerReferences"] = [
+        {"kind": "MachineSet", "uid": "ms-uid", "controller": False},
+        {"kind": "MachineSet", "uid": "other-uid", "controller": True}]
+    no_flag = machine("other-b", node="n2")
+    del no_flag["metadata"]["ownerReferences"][0]["controller"]
+    result = evaluate(ms, [adopted, no_flag], [node("n1"), node("n2")])
+    assert result["ready"] and result["machines"] == []
+    assert ms_lib.owned_machines(ms, [adopted, no_flag]) == []
+    assert ms_lib.nodes_of(ms, [adopted, no_flag], [node("n1"), node("n2")]) == frozenset()
+
+
 def test_nodes_of_and_selectors() -> None:
     ms = machineset()
     machines = [machine("gpu-a", node="n1"), machine("gpu-b", phase="Provisioned"),
@@ -175,33 +215,154 @@ def test_nodes_of_and_selectors() -> None:
     assert ms_lib.join_selectors([]) is None and ms_lib.join_selectors(None) is None
 
 
+def matches(labels: Dict[str, str], selector: Optional[str]) -> bool:
+    """Equality-based label selector as the API server reads it (``a=b,c!=d,e,!f``)."""
+    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key.strip().rstrip("=")) != value.strip().lstrip("="):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif " " in term or "(" in term:
+            raise AssertionError("the fake does not parse set-based selectors: {0!r}".format(term))
+        elif term not in labels:
+            return False
+    return True
+
+
 class FakeClient:
-    def __init__(self, items: List[Dict[str, Any]]) -> None:
+    """MachineSets of one namespace; checks what it is asked for like the API server would."""
+
+    def __init__(self, items: List[Dict[str, Any]], namespace: str = NS) -> None:
         self.items = items
+        self.namespace = namespace
         self.scaled: List[Any] = []
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str) -> Optional[Dict[str, Any]]:
+    def _check(self, api_version: str, kind: str, namespace: Optional[str]) -> bool:
+        assert (api_version, kind) == ("machine.openshift.io/v1beta1", "MachineSet"), (api_version, kind)
+        return namespace == self.namespace
+
+    def get(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        if not self._check(api_version, kind, namespace):
+            return None
         return next((o for o in self.items if o["metadata"]["name"] == name), None)
 
-    def list(self, api_version: str, kind: str, namespace: str, label_selector: Optional[str] = None) -> Any:
-        return list(self.items), "1"
+    def list(self, api_version: str, kind: str, namespace: Optional[str] = None,
+             label_selector: Optional[str] = None, field_selector: Optional[str] = None) -> Any:
+        assert field_selector is None
+        if not self._check(api_version, kind, namespace):
+            return [], "7"
+        return [o for o in self.items if matches(o["metadata"].get("labels") or {}, label_selector)], "7"
 
-    def patch_scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int,
-                    dry_run: bool = False) -> Dict[str, Any]:
-        assert (api_version, kind) == (ms_lib.API_VERSION, "MachineSet")
-        assert dry_run is False, "scale() must not dry-run unless asked"
+    def patch_scale(self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int,
+                    **options: Any) -> Dict[str, Any]:
+        assert self._check(api_version, kind, namespace) and self.get(api_version, kind, name, namespace)
+        assert isinstance(replicas, int) and replicas >= 0
+        assert options.get("dry_run", False) is False, "scale() must not dry-run unless asked"
         self.scaled.append((name, namespace, replicas))
-        return {"spec": {"replicas": replicas}}
+        return {"kind": "Scale", "metadata": {"name": name, "namespace": namespace}, "spec": {"replicas": replicas}}
 
 
-def test_select_and_scale() -> None:
-    b, a = machineset(), machineset()
-    b["metadata"]["name"], a["metadata"]["name"] = "b", "a"
-    client = FakeClient([b, a])
-    assert [m["metadata"]["name"] for m in ms_lib.select(client, NS, label_selectors=["x=y"])] == ["a", "b"]
-    with pytest.raises(ms_lib.MachineSetError, match="MachineSet 'nope' not found in namespace 'openshift-machine-api'"):
+def named(name: str, **labels: str) -> Dict[str, Any]:
+    ms = machineset()
+    ms["metadata"].update(name=name, uid="uid-" + name, labels=dict(labels))
+    return ms
+
+
+def test_select_by_name() -> None:
+    client = FakeClient([named("b"), named("a")])
+    assert [m["metadata"]["uid"] for m in ms_lib.select(client, NS, name="a")] == ["uid-a"]
+    with pytest.raises(ms_lib.MachineSetError) as err:
         ms_lib.select(client, NS, name="nope")
-    with pytest.raises(ms_lib.MachineSetError, match="No MachineSet"):
-        ms_lib.select(FakeClient([]), NS, label_selectors=["x=y"])
-    ms_lib.scale(client, a, 3)
+    assert str(err.value) == "MachineSet 'nope' not found in namespace 'openshift-machine-api'"
+    with pytest.raises(ms_lib.MachineSetError) as err:
+        ms_lib.select(client, "other", name="a")
+    assert str(err.value) == "MachineSet 'a' not found in namespace 'other'"
+
+
+def test_select_by_label_selectors_sends_them_all() -> None:
+    client = FakeClient([named("gpu-b", role="gpu", zone="a"), named("gpu-a", role="gpu", zone="a"),
+                         named("gpu-c", role="gpu", zone="c"), named("cpu", role="cpu", zone="a")])
+    assert [m["metadata"]["name"] for m in ms_lib.select(client, NS, label_selectors=["role=gpu"])] == [
+        "gpu-a", "gpu-b", "gpu-c"]
+    # several selectors mean all of them
+    assert [m["metadata"]["name"] for m in ms_lib.select(client, NS, label_selectors=["role=gpu", "zone=a"])] == [
+        "gpu-a", "gpu-b"]
+    with pytest.raises(ms_lib.MachineSetError) as err:
+        ms_lib.select(client, NS, label_selectors=["role=gpu", "zone=b"])
+    assert str(err.value) == "No MachineSet in namespace 'openshift-machine-api' matches label selector 'role=gpu,zone=b'"
+    with pytest.raises(ms_lib.MachineSetError, match="No MachineSet in namespace 'other'"):
+        ms_lib.select(client, "other", label_selectors=["role=gpu"])
+
+
+def test_scale_uses_the_scale_subresource_of_that_machineset() -> None:
+    a = named("a")
+    a["metadata"]["namespace"] = NS
+    client = FakeClient([a, named("b")])
+    answer = ms_lib.scale(client, a, 3)
     assert client.scaled == [("a", NS, 3)]
+    assert answer["kind"] == "Scale"
+
+
+def test_evaluate_reports_everything_it_waits_for() -> None:
+    ms = machineset(replicas=2, generation=3, readyReplicas=1, availableReplicas=0, observedGeneration=2)
+    machines = [
+        machine("gpu-a", node="n1"),                      # its Node has not published all GPUs yet
+        machine("gpu-b", phase=None),                     # no phase yet: Pending, no Node to look at
+        machine("gpu-c", node="n9"),                      # Running, but its Node is not visible
+        machine("gpu-d", node="n2", deleting=True),       # being deleted, Node NotReady
+    ]
+    nodes = [node("n1", gpus=2), node("n2", ready=False)]
+    assert evaluate(ms, machines, nodes) == {
+        "name": "gpu", "namespace": NS, "replicas": 2, "ready": False,
+        "waiting_for": [
+            "the controller to observe generation 3",
+            "status.readyReplicas 1 to become 2",
+            "status.availableReplicas 0 to become 2",
+            "4 Machines to become 2",
+            "Node n1 to publish 4 nvidia.com/gpu (allocatable 2)",
+            "Machine gpu-b to be Running (phase Pending)",
+            "the Node of Machine gpu-c (not found or not matching node_selector)",
+            "Machine gpu-d to be Running (phase Deleting)",
+            "Node n2 to be Ready",
+        ],
+        "failure": None,
+        "machines": [{"name": "gpu-a", "phase": "Running"}, {"name": "gpu-b", "phase": None},
+                     {"name": "gpu-c", "phase": "Running"}, {"name": "gpu-d", "phase": "Deleting"}],
+        "nodes": [{"name": "n1", "ready": True, "gpus": 2}, {"name": "n2", "ready": False, "gpus": 4}],
+    }
+
+
+def test_scale_to_zero_reports_the_nodes_still_there() -> None:
+    ms = machineset(replicas=0, observedGeneration=2)
+    result = evaluate(ms, [], [node("n1", ready=False, gpus=1), node("other")], gpu_resource="nvidia.com/gpu",
+                      previous_nodes=frozenset({"n1", "gone"}))
+    assert result["nodes"] == [{"name": "n1", "ready": False, "gpus": 1}]
+    assert result["waiting_for"] == ["Node n1 to be deleted"]
+
+
+def test_machine_failure_wording() -> None:
+    assert ms_lib.machine_failure(machine("a", phase="Failed")) == "Failed: no message"
+    assert ms_lib.machine_failure(machine("a", phase="Provisioning", errorReason="CreateError")) == (
+        "CreateError: no message")
+    assert ms_lib.machine_failure(machine("a", phase="Running")) is None
+    failed = machine("gpu-a", phase="Failed", errorMessage="quota exceeded.")
+    assert evaluate(machineset(observedGeneration=2), [failed], [])["failure"] == (
+        "Machine gpu-a of MachineSet gpu failed: Failed: quota exceeded. A failed Machine is not replaced: "
+        "delete it or scale the MachineSet down to retry")
+    assert evaluate(machineset(errorReason="InvalidConfiguration"), [], [])["failure"] == (
+        "MachineSet gpu reports InvalidConfiguration: no message")
+
+
+def test_generation_without_metadata_generation_is_current() -> None:
+    ms = machineset()
+    del ms["metadata"]["generation"]
+    assert ms_lib.generation_current(ms)
+    assert ms_lib.generation_current(machineset(generation=2, observedGeneration=3))
+    assert not ms_lib.generation_current(machineset(generation=2, observedGeneration=1))
