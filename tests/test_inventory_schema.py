@@ -69,7 +69,7 @@ def table_readers(roles: Path, table: str) -> list[tuple[str, str, str, dict[str
 def _read_anywhere(roles: Path) -> str:
     """Everything a play can read a variable from: the roles' files and the playbooks."""
     files = [p for p in roles.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".j2")]
-    files += sorted((roles.parents[4] / "playbooks").glob("*.yml"))
+    files += sorted((ROOT / "playbooks").glob("*.yml"))
     return "\n".join(p.read_text() for p in files)
 
 
@@ -167,8 +167,7 @@ def test_a_new_spec_key_is_accepted_without_editing_the_test(tmp_path: Path) -> 
             "type": "int", "description": "test"}
         spec_file.write_text(yaml.safe_dump(spec))
     inventory = _copy_inventory(tmp_path, "demo-aws")
-    _mutate(inventory, "main.yml", lambda d: d["gpuaas_machinesets"][0].update(root_volume_gib=500))
-    (tmp_path / "playbooks").mkdir()
+    _mutate(inventory, "demo.yml", lambda d: d["gpuaas_machinesets"][0].update(root_volume_gib=500))
     assert inventory_problems(inventory, roles) == []
     assert any("root_volume_gib" in p for p in inventory_problems(inventory, ROLES))
 
@@ -200,20 +199,22 @@ def _rename_top(key: str, new: str) -> Callable[[dict], None]:
 
 
 MISSPELLINGS = {
-    "availabilty_zone": ("main.yml", _rename("availability_zone", "availabilty_zone"), "'availabilty_zone'"),
-    "instance-type": ("main.yml", _rename("instance_type", "instance-type", 1), "'instance-type'"),
-    "replica": ("main.yml", _rename("replicas", "replica"), "'replica'"),
-    "gpu_count": ("main.yml", _rename("gpus", "gpu_count"), "'gpu_count'"),
-    "storage_url": ("main.yml", _rename("storage_uri", "storage_url", 0, "gpuaas_models"), "'storage_url'"),
-    "hf_repository": ("main.yml", _rename("hf_repo", "hf_repository", 2, "gpuaas_models"), "'hf_repository'"),
-    "flavour": ("main.yml", _rename("flavor", "flavour", 1, "gpuaas_models"), "'flavour'"),
-    "memroy": ("main.yml", _rename("memory", "memroy", 0, "gpuaas_models"), "'memroy'"),
-    "gpus_not_int": ("main.yml", lambda d: d["gpuaas_machinesets"][0].update(gpus="four"), "gpus: 'four' is not an int"),
+    "root_volume_sise": ("demo.yml", _rename("root_volume_size", "root_volume_sise"), "'root_volume_sise'"),
+    "instance-type": ("demo.yml", _rename("instance_type", "instance-type", 1), "'instance-type'"),
+    "replica": ("demo.yml", _rename("replicas", "replica"), "'replica'"),
+    "gpu_count": ("demo.yml", _rename("gpus", "gpu_count"), "'gpu_count'"),
+    "storage_url": ("demo.yml", _rename("storage_uri", "storage_url", 0, "gpuaas_models"), "'storage_url'"),
+    "hf_repository": ("demo.yml", _rename("hf_repo", "hf_repository", 0, "gpuaas_models"), "'hf_repository'"),
+    "flavour": ("demo.yml", _rename("flavor", "flavour", 1, "gpuaas_models"), "'flavour'"),
+    "memroy": ("demo.yml", _rename("memory", "memroy", 0, "gpuaas_models"), "'memroy'"),
+    "hardware_profil": ("demo.yml", _rename("hardware_profile", "hardware_profil", 2, "gpuaas_models"),
+                        "'hardware_profil'"),
+    "gpus_not_int": ("demo.yml", lambda d: d["gpuaas_machinesets"][0].update(gpus="four"), "gpus: 'four' is not an int"),
     "gpu_nodes_name_patern": ("roles.yml", _rename_top("gpu_nodes_name_pattern", "gpu_nodes_name_patern"),
                               "'gpu_nodes_name_patern'"),
     "handover_admit_timout": ("roles.yml", _rename_top("handover_admit_timeout", "handover_admit_timout"),
                               "'handover_admit_timout'"),
-    "gpuaas_s3_bucekt": ("main.yml", _rename_top("gpuaas_s3_bucket", "gpuaas_s3_bucekt"), "'gpuaas_s3_bucekt'"),
+    "gpuaas_s3_bucekt": ("cluster.yml", _rename_top("gpuaas_s3_bucket", "gpuaas_s3_bucekt"), "'gpuaas_s3_bucekt'"),
     "wait_timeout_string": ("roles.yml", lambda d: d.update(serving_wait_timeout="30m"),
                             "serving_wait_timeout: '30m' is not an int"),
 }
@@ -231,8 +232,34 @@ def test_misspelling_in_demo_aws_is_named(case: str, tmp_path: Path) -> None:
 # --- demo-aws MachineSet names, rendered by the gpu_nodes role against a fake OpenShift API ---
 
 INFRA = "rhoai-gpuaas-demo-clus-x7k2p"  # as long as OpenShift makes them: 21-character cluster name + 6
-REGION = "us-east-2"  # the demo's cluster (inventories/demo-aws names zones us-east-2a)
+REGION = "us-east-2"  # the demo's cluster
+ZONES = ("us-east-2a", "us-east-2b")  # where the installer made worker MachineSets
 TOKEN = "sha256~fake-bearer-token-for-the-test"
+
+
+def worker_machineset(zone: str) -> dict[str, Any]:
+    """A worker MachineSet as the OpenShift installer writes it on AWS (the GPU ones are copied from it)."""
+    name = f"{INFRA}-worker-{zone}"
+    labels = {"machine.openshift.io/cluster-api-cluster": INFRA, "machine.openshift.io/cluster-api-machineset": name}
+    return {
+        "apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineSet",
+        "metadata": {"name": name, "namespace": "openshift-machine-api", "uid": f"uid-{zone}",
+                     "labels": {"machine.openshift.io/cluster-api-cluster": INFRA}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": dict(labels, **{"machine.openshift.io/cluster-api-machine-role": "worker",
+                                                    "machine.openshift.io/cluster-api-machine-type": "worker"})},
+            "spec": {"providerSpec": {"value": {
+                "apiVersion": "machine.openshift.io/v1beta1", "kind": "AWSMachineProviderConfig",
+                "ami": {"id": "ami-0fbc8be8796dc1df5"}, "instanceType": "m6i.xlarge",
+                "blockDevices": [{"ebs": {"encrypted": True, "volumeSize": 120, "volumeType": "gp3"}}],
+                "iamInstanceProfile": {"id": f"{INFRA}-worker-profile"},
+                "placement": {"availabilityZone": zone, "region": REGION},
+                "securityGroups": [{"filters": [{"name": "tag:Name", "values": [f"{INFRA}-node"]}]}],
+                "subnet": {"filters": [{"name": "tag:Name", "values": [f"{INFRA}-subnet-private-{zone}"]}]},
+                "tags": [{"name": f"kubernetes.io/cluster/{INFRA}", "value": "owned"}],
+                "userDataSecret": {"name": "worker-user-data"},
+                "credentialsSecret": {"name": "aws-cloud-credentials"}}}}}},
+    }
 
 
 class _FakeOpenShift(http.server.BaseHTTPRequestHandler):
@@ -247,11 +274,21 @@ class _FakeOpenShift(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         group = {"name": "config.openshift.io", "versions": [{"groupVersion": "config.openshift.io/v1", "version": "v1"}],
                  "preferredVersion": {"groupVersion": "config.openshift.io/v1", "version": "v1"}}
+        machine = {"name": "machine.openshift.io",
+                   "versions": [{"groupVersion": "machine.openshift.io/v1beta1", "version": "v1beta1"}],
+                   "preferredVersion": {"groupVersion": "machine.openshift.io/v1beta1", "version": "v1beta1"}}
         bodies = {
             "/version": {"major": "1", "minor": "33", "gitVersion": "v1.33.5"},
             "/api": {"kind": "APIVersions", "versions": ["v1"]},
             "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": []},
-            "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]},
+            "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group, machine]},
+            "/apis/machine.openshift.io/v1beta1": {
+                "kind": "APIResourceList", "groupVersion": "machine.openshift.io/v1beta1",
+                "resources": [{"name": "machinesets", "singularName": "machineset", "namespaced": True,
+                               "kind": "MachineSet", "verbs": ["get", "list", "watch", "create", "patch"]}]},
+            "/apis/machine.openshift.io/v1beta1/namespaces/openshift-machine-api/machinesets": {
+                "apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineSetList", "metadata": {},
+                "items": [worker_machineset(zone) for zone in ZONES]},
             "/apis/config.openshift.io/v1": {"kind": "APIResourceList", "groupVersion": "config.openshift.io/v1",
                                              "resources": [{"name": "infrastructures", "singularName": "infrastructure",
                                                             "namespaced": False, "kind": "Infrastructure",
@@ -337,10 +374,20 @@ def test_demo_aws_machineset_names(fake_openshift: str, tmp_path: Path) -> None:
     assert ("/apis/config.openshift.io/v1/infrastructures/cluster", f"Bearer {TOKEN}") in _FakeOpenShift.requests
 
 
-def test_misspelled_zone_names_the_wrong_machineset(fake_openshift: str, tmp_path: Path) -> None:
-    """What issue 14 saw: the role falls back to its default zone, and the name leaves the region."""
+def test_a_zone_the_cluster_has_no_worker_in_is_refused_naming_the_zones(fake_openshift: str, tmp_path: Path) -> None:
+    """The zone is discovered from the worker MachineSets; a zone named by hand must be one of theirs."""
     inventory = _copy_inventory(tmp_path, "demo-aws")
-    _mutate(inventory, "main.yml", _rename("availability_zone", "availabilty_zone"))
-    resolved = render_names(inventory, fake_openshift, tmp_path)
-    problems = name_problems(resolved, group_vars(inventory)["gpuaas_machinesets"][0])
-    assert any("zone us-east-1a is not in the cluster's region us-east-2" in p for p in problems), problems
+    _mutate(inventory, "demo.yml", lambda d: d["gpuaas_machinesets"][0].update(availability_zone="us-east-1a"))
+    with pytest.raises(AssertionError, match="us-east-1a has no worker MachineSet to copy; zones with one: us-east-2a"):
+        render_names(inventory, fake_openshift, tmp_path)
+
+
+def test_the_two_inventories_differ_only_in_cluster_yml() -> None:
+    """demo.yml (the demo) and roles.yml (role settings) are the same; cluster.yml holds connection, endpoints,
+    sizes - the real cluster's keys are a subset of the testbed's (which adds where its state lives)."""
+    local, aws = ROOT / "inventories" / "local" / "group_vars" / "all", ROOT / "inventories" / "demo-aws" / "group_vars" / "all"
+    assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in aws.iterdir()) == \
+        ["cluster.yml", "demo.yml", "roles.yml"]
+    for name in ("demo.yml", "roles.yml"):
+        assert _yaml(local / name) == _yaml(aws / name), f"{name} differs between the inventories"
+    assert set(_yaml(aws / "cluster.yml")) <= set(_yaml(local / "cluster.yml"))

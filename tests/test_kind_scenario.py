@@ -29,7 +29,7 @@ KIND = Path("molecule") / "kind"
 ROLES = Path("collections") / "ansible_collections" / "rhoai" / "gpuaas" / "roles"
 # What overrides.yml may set: the pins, endpoints, and what kind does differently (README.md).
 ALLOWED_OVERRIDES = {"kind_pins", "gpuaas_kueue_api_version", "serving_deployment_mode", "serving_s3_endpoint",
-                     "gpu_nodes_wait"}
+                     "gpu_nodes_wait", "serving_create_storage_config", "validate_models"}
 PIN_REF = re.compile(r"^\{\{\s*kind_pins\.(\w+)\s*\}\}$")
 # Literal versions or images in the playbooks: they must come from kind_pins instead.
 LITERAL_PINS = re.compile(r"releases/download/v?\d[\w.-]*|(?:docker\.io|ghcr\.io|quay\.io|registry\.k8s\.io|gcr\.io)/"
@@ -101,14 +101,18 @@ def _render_manifest(path: Path, pins: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _role_template_node_spec(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """Node labels and taints the gpu_nodes role puts in the MachineSets it creates (tasks/create.yml)."""
-    role = root / ROLES / "gpu_nodes"
-    defaults = _yaml(role / "defaults" / "main.yml")
-    task = next(t for t in _yaml(role / "tasks" / "create.yml") if "kubernetes.core.k8s" in t)
-    spec = task["kubernetes.core.k8s"]["definition"]["spec"]["template"]["spec"]
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    taints = [{k: env.from_string(str(v)).render(**defaults) for k, v in taint.items()} for taint in spec["taints"]]
-    return spec["metadata"]["labels"], taints
+    """Node labels and taints the gpu_nodes role gives the MachineSets it creates (its filter, gpu_machineset)."""
+    sys.path.insert(0, str(root / "collections"))
+    from ansible_collections.rhoai.gpuaas.plugins.module_utils import machineset_template as mt
+
+    # the worker MachineSet the testbed makes as the OpenShift installer would
+    worker = next(d for d in yaml.safe_load_all((root / "testbed" / "manifests" / "openshift-cluster.yaml").read_text())
+                  if d and d.get("kind") == "MachineSet")
+    defaults = _yaml(root / ROLES / "gpu_nodes" / "defaults" / "main.yml")
+    gpu = mt.gpu_machineset(worker, "testbed-gpu-us-east-1a", {"name": "gpu", "instance_type": "g6.4xlarge", "gpus": 1},
+                            defaults["gpu_nodes_gpu_resource"])
+    spec = gpu["spec"]["template"]["spec"]
+    return spec["metadata"]["labels"], spec["taints"]
 
 
 def _version_problems(root: Path, pins: dict[str, str], versions: dict[str, str], local: dict[str, Any],
@@ -203,7 +207,9 @@ def _image_problems(root: Path, local: dict[str, Any]) -> list[str]:
                             "pins.py (kind_pins), which reads testbed/versions.sh")
     scenario = _yaml(kind / "vars.yml")
     registry = scenario["kind_stand_in_registry"]
-    wanted = [("serving_runtime_image", local.get("serving_runtime_image", ""))]
+    runtime_image = local.get("serving_runtime_image") or _yaml(root / ROLES / "serving" / "defaults" / "main.yml")[
+        "serving_runtime_image"]
+    wanted = [("serving_runtime_image", runtime_image)]
     wanted += [(f"gpuaas_models {m['name']} storage_uri", m["storage_uri"].removeprefix("oci://"))
                for m in local.get("gpuaas_models", []) if str(m.get("storage_uri", "")).startswith("oci://")]
     for what, image in wanted:
@@ -216,7 +222,7 @@ def _image_problems(root: Path, local: dict[str, Any]) -> list[str]:
                         f"{', '.join(i for _, i in wanted)} cannot be pulled")
     if "kind_pins.predictor_image" not in prepare or "serving_runtime_image" not in prepare:
         problems.append(f"prepare.yml serves no predictor stand-in: serving_runtime_image "
-                        f"{local.get('serving_runtime_image')} cannot be pulled on kind")
+                        f"{runtime_image} cannot be pulled on kind")
     if "kind_pins.modelcar_base_image" not in prepare or "storage_uri" not in prepare:
         problems.append("prepare.yml builds no stand-in modelcar: the oci:// models cannot be pulled on kind")
     return problems
@@ -231,7 +237,10 @@ def _node_problems(root: Path, local: dict[str, Any], pins: dict[str, str]) -> l
     if [n["role"] for n in nodes].count("control-plane") != 1:
         problems.append("kind-config.yaml must have exactly one control-plane node")
     workers = [n for n in nodes if n["role"] == "worker"]
-    gpu_defaults = _yaml(root / ROLES / "gpu_nodes" / "defaults" / "main.yml")
+    # the zone and region the GPU MachineSets copy from the worker MachineSet (the testbed's, like the installer's)
+    worker = next(d for d in yaml.safe_load_all((root / "testbed" / "manifests" / "openshift-cluster.yaml").read_text())
+                  if d and d.get("kind") == "MachineSet")
+    placement = worker["spec"]["template"]["spec"]["providerSpec"]["value"]["placement"]
     role_labels, role_taints = _role_template_node_spec(root)
     for ms in local.get("gpuaas_machinesets", []):
         itype = ms["instance_type"]
@@ -242,8 +251,8 @@ def _node_problems(root: Path, local: dict[str, Any], pins: dict[str, str]) -> l
             continue
         labels = matching[0]["labels"]
         shape = sim.INSTANCE_TYPES[itype]
-        want = sim.node_labels(itype, shape, "kind-worker", gpu_defaults["gpu_nodes_region"],
-                               ms.get("availability_zone") or gpu_defaults["gpu_nodes_default_availability_zone"], {})
+        want = sim.node_labels(itype, shape, "kind-worker", placement["region"],
+                               ms.get("availability_zone") or placement["availabilityZone"], {})
         for key in SHAPE_LABELS:
             if str(labels.get(key)) != want[key]:
                 problems.append(f"kind worker {itype}: label {key}={labels.get(key)}, the testbed's {itype} node has "
@@ -408,11 +417,11 @@ DEFECTS: dict[str, tuple[Callable[[Path], None], str]] = {
                                      '"quay.io/minio/minio:latest"'), "never MinIO"),
     "unpinned_image": (lambda r: _edit(r / K / "pins.py", "busybox:1.37.0", "busybox:latest"),
                        "busybox:latest (pins.py modelcar_base_image) is not pinned"),
-    # "the runtime image is registry.invalid" (nothing serves it to a kind node)
+    # "the runtime image ... registry.invalid" (nothing serves it to a kind node); now the real names are mirrored
     "no_predictor_stand_in": (lambda r: _edit(r / K / "prepare.yml", "kind_pins.predictor_image", "predictor"),
-                              "serving_runtime_image registry.invalid/vllm-openai:stand-in cannot be pulled"),
+                              "serving_runtime_image registry.redhat.io/rhaiis/vllm-cuda-rhel9:3.0.0 cannot be pulled"),
     "no_registry_mirror": (lambda r: _edit(r / K / "create.yml", "certs.d/{{ kind_stand_in_registry }}/hosts.toml",
-                                           "certs.d/x/hosts.toml"), "does not mirror registry.invalid"),
+                                           "certs.d/x/hosts.toml"), "does not mirror registry.redhat.io"),
     # "the same inventory values as the local one except endpoints"
     "extra_override": (lambda r: (r / K / "group_vars/all/overrides.yml").open("a").write("handover_admit_timeout: 5\n"),
                        "overrides handover_admit_timeout"),

@@ -29,7 +29,7 @@ SEAWEEDFS_RELEASES = {
 KIND_ONLY = {
     # KServe's webhooks need certificates from cert-manager.
     "cert_manager_version": "v1.21.1",
-    # Serves the stand-in images under the inventory's registry.invalid names (see README.md).
+    # Serves the stand-in images under the inventory's registry.redhat.io names (see README.md).
     "registry_image": "docker.io/library/registry:3.0.0",
     # vLLM stand-in: an OpenAI-compatible simulator with vLLM's flags, no GPU (Apache-2.0).
     "predictor_image": "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2",
