@@ -181,6 +181,29 @@ def test_kserve_down_before_step3_fails_on_the_write_and_changes_nothing(at_step
         wait_healthy(component("kserve"), time.monotonic() + 120, testbed.RUN)
 
 
+def test_kserve_killed_during_step3_gives_up_within_the_bound_and_a_rerun_converges(
+        k8s: client.ApiClient, at_step2: Client, repair: None) -> None:
+    """KServe dies right after the stop is written: nothing deletes the outgoing model's pod, so its GPUs are
+    never released (and never idle: its pod keeps running). Step 3 gives up in time, says what it could not
+    restore (KServe's webhook is down too), and once KServe is back a rerun finishes the handover."""
+    pid = pid_of(testbed.RUN, "kserve")
+    watcher = when_stop_is_written(k8s, lambda: os.kill(pid, signal.SIGKILL))
+    started = time.monotonic()
+    proc = step3()
+    out, _ = proc.communicate(timeout=600)
+    took = time.monotonic() - started
+    watcher.join(timeout=5)
+    assert proc.returncode != 0, out[-3000:]
+    assert "was not admitted in time" in out and "Step 3 FAILED" in out, out[-3000:]
+    assert took < ADMIT_TIMEOUT + RESTORE_TIMEOUT + 60, took
+    assert states(at_step2)[OUT] != "OFF" or annotations(at_step2)[INC] is False  # never both off
+    assert testbed.up(argparse.Namespace()) == 0  # KServe back
+    again = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_lock_wait=60")
+    ok(again)
+    wait_for("a handover that converged: devstral-2 ON, or the outgoing model ON again",
+             lambda: states(at_step2)[INC] == "ON" or states(at_step2)[OUT] == "ON", timeout=120)
+
+
 def test_apiserver_restart_during_step3_is_survived(at_step2: Client, restart_apiserver: Callable[..., Any]) -> None:
     restart_apiserver(after=1.0, down_for=3.0)
     proc = step3("-e", "handover_admit_timeout=180")

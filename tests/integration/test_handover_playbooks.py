@@ -1,10 +1,14 @@
 """The playbooks as a user runs them: a failed step 3 puts the previous state back and says why."""
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 from kubernetes import client
 
 import _kueue_objects as ko
@@ -60,3 +64,23 @@ def test_step3_refuses_a_handover_that_cannot_succeed_and_changes_nothing(
     assert stop_annotation(k8s, "devstral-2") == "false"
     assert any(p.status.phase == "Running" and not p.metadata.deletion_timestamp
                for p in ko.predictor_pods(k8s, "mistral-3-bf16", NAMESPACE))
+
+
+def test_deploy_reports_a_4_gpu_model_without_tensor_parallelism_with_vllms_message(
+        k8s: client.ApiClient, baseline: None, tmp_path: Path) -> None:
+    """The demo's first failure on a real cluster: 48 GB of BF16 weights on one 24 GB L4. The deploy's own
+    wait must say so at once, with vLLM's words, instead of waiting its whole timeout."""
+    models = yaml.safe_load((ROOT / "inventories" / "local" / "group_vars" / "all" / "demo.yml").read_text())["gpuaas_models"]
+    for model in models:
+        if model["name"] == "mistral-3-bf16":
+            model["args"] = [*model.get("args", []), "--tensor-parallel-size=1"]
+    extra = tmp_path / "no-tp.json"
+    extra.write_text(json.dumps({"gpuaas_models": models, "serving_wait_timeout": 600}))
+    started = time.monotonic()
+    deploy = playbook("deploy.yml", "-e", f"@{extra}")
+    took = time.monotonic() - started
+    assert deploy.returncode != 0
+    out = deploy.stdout
+    assert "mistral-3-bf16 is FAILING" in out and "CrashLoopBackOff" in out, out[-4000:]
+    assert "Engine core initialization failed" in out, out[-4000:]  # vLLM's own last words
+    assert took < 300, "the wait failed at once, not after its timeout"
