@@ -17,12 +17,13 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 MiB = 1024 * 1024
 MAX_PARTS = 10000
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
-READ_BLOCK = 8 * MiB
+READ_BLOCK = MiB
 WHOLE = 0
 """Layout key meaning "no parts": the md5 of the whole body (single PUT)."""
 
@@ -78,7 +79,12 @@ def multipart_etag(part_md5s: list[bytes]) -> str:
 
 def crc32_b64(data: bytes) -> str:
     """The ``x-amz-checksum-crc32`` value of ``data``: its CRC32, big-endian, base64."""
-    return base64.b64encode((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")).decode("ascii")
+    return b64((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big"))
+
+
+def b64(digest: bytes) -> str:
+    """How S3 headers carry a binary digest (Content-MD5, x-amz-checksum-*)."""
+    return base64.b64encode(digest).decode("ascii")
 
 
 def composite_crc32(part_checksums: list[str]) -> str:
@@ -111,43 +117,58 @@ def infer_part_size(size: int, parts: int, first_part_size: int | None = None, p
     return None
 
 
-class _PartHasher:
-    """md5 of consecutive fixed-size parts fed as a stream of arbitrary blocks."""
+class _Crc32:
+    """zlib's CRC32 with hashlib's update/digest interface (digest: 4 bytes, big-endian, as S3 wants)."""
 
-    def __init__(self, part_size: int) -> None:
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: Any) -> None:
+        self._value = zlib.crc32(data, self._value)
+
+    def digest(self) -> bytes:
+        return (self._value & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+class _PartHasher:
+    """A digest of each consecutive fixed-size part, fed as a stream of arbitrary blocks."""
+
+    def __init__(self, part_size: int, new: Callable[[], Any]) -> None:
         self.part_size = part_size
         self.digests: list[bytes] = []
-        self._md5 = hashlib.md5()
+        self._new = new
+        self._hash = new()
         self._filled = 0
 
     def update(self, view: memoryview) -> None:
         if not self.part_size:
-            self._md5.update(view)
+            self._hash.update(view)
             self._filled += len(view)
             return
         while len(view):
             chunk = view[: self.part_size - self._filled]
-            self._md5.update(chunk)
+            self._hash.update(chunk)
             self._filled += len(chunk)
             view = view[len(chunk):]
             if self._filled == self.part_size:
-                self.digests.append(self._md5.digest())
-                self._md5 = hashlib.md5()
+                self.digests.append(self._hash.digest())
+                self._hash = self._new()
                 self._filled = 0
 
     def finish(self) -> list[bytes]:
         if self._filled or not self.digests:
-            self.digests.append(self._md5.digest())
+            self.digests.append(self._hash.digest())
         return self.digests
 
 
 @dataclass
 class FileDigest:
-    """Digests of one read of a file: sha256 and md5 per part for each requested layout."""
+    """Digests of one read of a file: sha256, and md5 and CRC32 per part for each requested layout."""
 
     size: int
     sha256: str | None = None
     part_md5s: dict[int, list[bytes]] = field(default_factory=dict)
+    part_crc32s: dict[int, list[bytes]] = field(default_factory=dict)
 
     def etag(self, layout: int) -> str:
         """ETag of this content uploaded with ``layout`` (WHOLE for a single PUT)."""
@@ -155,33 +176,62 @@ class FileDigest:
         return digests[0].hex() if layout == WHOLE else multipart_etag(digests)
 
 
-def hash_file(path: str, layouts: tuple[int, ...] = (), sha256: bool = True, block: int = READ_BLOCK) -> FileDigest:
-    """Read ``path`` once, computing its sha256 and md5 parts for every layout.
+def _read_blocks(path: str, offset: int, length: int | None, block: int) -> Iterator[memoryview]:
+    """``path`` from ``offset`` (``length`` bytes, or to the end) as views of one reused buffer.
 
-    Why one pass: model shards are tens of GB; each extra read costs seconds.
-    A fixed buffer and memoryview slices keep memory flat and avoid copies.
+    Why 1 MiB blocks into one buffer: a fresh part-sized ``bytes`` per read costs a page
+    fault per 4 KiB (about 0.9 s of system time per GiB here); a reused buffer costs 0.2 s.
     """
-    hashers = {layout: _PartHasher(layout) for layout in set(layouts)}
-    whole = hashlib.sha256() if sha256 else None
     buf = bytearray(block)
     view = memoryview(buf)
-    size = 0
+    left = length
     with open(path, "rb", buffering=0) as handle:
-        while True:
-            count = handle.readinto(buf)
+        handle.seek(offset)
+        while left is None or left > 0:
+            count = handle.readinto(view if left is None or left >= block else view[:left])
             if not count:
                 break
-            chunk = view[:count]
-            size += count
-            if whole is not None:
-                whole.update(chunk)
-            for hasher in hashers.values():
-                hasher.update(chunk)
+            if left is not None:
+                left -= count
+            yield view[:count]
+    if left:
+        raise OSError("%s is %d bytes shorter than expected: it changed while it was read" % (path, left))
+
+
+def hash_file(path: str, layouts: tuple[int, ...] = (), sha256: bool = True, crc_layouts: tuple[int, ...] = (),
+              block: int = READ_BLOCK) -> FileDigest:
+    """Read ``path`` once, computing its sha256, md5 parts for ``layouts`` and CRC32 parts for ``crc_layouts``.
+
+    Why one pass: model shards are tens of GB; each extra read costs seconds.
+    """
+    md5s = {layout: _PartHasher(layout, hashlib.md5) for layout in set(layouts)}
+    crcs = {layout: _PartHasher(layout, _Crc32) for layout in set(crc_layouts)}
+    whole = hashlib.sha256() if sha256 else None
+    size = 0
+    for chunk in _read_blocks(path, 0, None, block):
+        size += len(chunk)
+        if whole is not None:
+            whole.update(chunk)
+        for hasher in (*md5s.values(), *crcs.values()):
+            hasher.update(chunk)
     return FileDigest(
         size=size,
         sha256=whole.hexdigest() if whole is not None else None,
-        part_md5s={layout: hasher.finish() for layout, hasher in hashers.items()},
+        part_md5s={layout: hasher.finish() for layout, hasher in md5s.items()},
+        part_crc32s={layout: hasher.finish() for layout, hasher in crcs.items()},
     )
+
+
+def hash_range(path: str, offset: int, length: int, md5: bool = False, crc32: bool = False,
+               block: int = READ_BLOCK) -> tuple[bytes | None, bytes | None]:
+    """(md5, CRC32) of ``length`` bytes of ``path`` at ``offset``: one part, read in blocks."""
+    md5_hash = hashlib.md5() if md5 else None
+    crc_hash = _Crc32() if crc32 else None
+    for chunk in _read_blocks(path, offset, length, block):
+        for hasher in (md5_hash, crc_hash):
+            if hasher is not None:
+                hasher.update(chunk)
+    return (md5_hash.digest() if md5_hash else None), (crc_hash.digest() if crc_hash else None)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB, "mib": MiB,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DIGESTS = "digests"
 SETTLE_NS = 2 * 10**9
@@ -113,10 +113,11 @@ class FileIdentity:
 
 @dataclass
 class CachedDigest:
-    """A file's sha256 and the ETag its content gets per part layout (0: a single PUT)."""
+    """A file's sha256, the ETag its content gets per part layout (0: a single PUT), and its parts' CRC32s."""
 
     sha256: str
-    etags: dict[int, str]
+    etags: dict[int, str] = field(default_factory=dict)
+    crc32s: dict[int, list[str]] = field(default_factory=dict)
 
 
 class DigestCache:
@@ -141,27 +142,33 @@ class DigestCache:
             return None
         try:
             return CachedDigest(sha256=str(entry["sha256"]),
-                                etags={int(layout): str(etag) for layout, etag in entry.get("etags", {}).items()})
+                                etags={int(layout): str(etag) for layout, etag in entry.get("etags", {}).items()},
+                                crc32s={int(layout): [str(crc) for crc in crcs] for layout, crcs in entry.get("crc32s", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
-    def store(self, path: str, identity: FileIdentity, sha256: str, etags: dict[int, str], read_started_ns: int) -> bool:
+    def store(self, path: str, identity: FileIdentity, found: CachedDigest, read_started_ns: int) -> bool:
         """Keep the digests read from ``path`` when the file is settled and did not change while read.
 
         ``identity`` is the stat taken before the read began (at ``read_started_ns``, wall
-        clock); ETags already stored for other layouts of the same identity are kept.
+        clock); digests already stored for other layouts of the same content are kept.
         """
         if identity.ctime_ns > read_started_ns - self.settle_ns or identity.mtime_ns > read_started_ns - self.settle_ns:
             return False
         try:
             if FileIdentity.of(path) != identity:
                 return False
+            merged = CachedDigest(found.sha256)
             known = self.lookup(path, identity)
-            merged = dict(known.etags) if known and known.sha256 == sha256 else {}
-            merged.update(etags)
+            if known and known.sha256 == found.sha256:
+                merged = known
+            merged.etags.update(found.etags)
+            merged.crc32s.update(found.crc32s)
             os.makedirs(self.directory, exist_ok=True)
-            write_json_atomic(self._path(path), {"path": os.path.abspath(path), "identity": identity.as_dict(),
-                                                 "sha256": sha256, "etags": {str(k): v for k, v in merged.items()}})
+            write_json_atomic(self._path(path), {
+                "path": os.path.abspath(path), "identity": identity.as_dict(), "sha256": merged.sha256,
+                "etags": {str(k): v for k, v in merged.etags.items()},
+                "crc32s": {str(k): v for k, v in merged.crc32s.items()}})
         except OSError:
             return False  # a read-only state_dir only costs re-hashing next time
         return True

@@ -15,7 +15,7 @@ No Ansible imports here: the logic is driven by plain dataclasses and unit-testa
 from __future__ import annotations
 
 import base64
-import hashlib
+import io
 import os
 import threading
 import time
@@ -25,13 +25,15 @@ from typing import Any, Callable
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_client import S3_ERRORS, Target, explain_error, make_client, redact
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
+    READ_BLOCK,
     MiB,
     WHOLE,
+    b64,
     composite_crc32,
-    crc32_b64,
     effective_part_size,
     etag_part_count,
     hash_file,
+    hash_range,
     infer_part_size,
     multipart_etag,
     normalize_etag,
@@ -49,6 +51,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import (
     to_delete,
 )
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import (
+    CachedDigest,
     DigestCache,
     Journal,
     default_state_dir,
@@ -99,6 +102,16 @@ class FilePlan:
     sha256: str | None = None
     started_ns: int = 0
     """Wall clock before anything of this file was read: digests kept for later must predate its last change."""
+    part_digests: PartDigests | None = None
+
+
+@dataclass(frozen=True)
+class PartDigests:
+    """The checksum of each part of a file cut in ``part_size`` parts (0: one part), as it will be sent."""
+
+    kind: str
+    part_size: int
+    digests: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -119,30 +132,67 @@ class _Job:
     crc: bool
     existing: dict[int, HeldPart] = field(default_factory=dict)
     etags: dict[int, str] = field(default_factory=dict)
-    checksums: dict[int, str] = field(default_factory=dict)
-    """Per part: its CRC32 (base64) with ``crc``, else its MD5 (hex)."""
+    checksums: dict[int, bytes] = field(default_factory=dict)
+    """Per part: its CRC32 with ``crc``, else its MD5."""
     remaining: int = 0
     resumed: bool = False
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
 
 
 def _ignore(result: Any) -> None:
     """Continuation of tasks whose effect is done in the task itself."""
 
 
-def read_range(path: str, offset: int, length: int) -> bytes:
-    """One part's bytes with a single pread: no shared file position between threads."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, length, offset)
-    finally:
-        os.close(fd)
-    if len(data) != length:
-        raise S3UploadError("%s shrank while it was uploaded: re-run when it is no longer written" % path)
-    return data
+class PartReader(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``: a request body read from the file while it is sent.
+
+    Why not the part's bytes: a part-sized buffer per request costs concurrency x part_size
+    of memory and a page fault per 4 KiB (0.9 s of system time per GiB here). This reads
+    with pread (no shared file position: parts of one file go out in parallel), a block at
+    a time, larger than the 16 KiB http.client asks for, to save system calls. botocore
+    finds the length with len() and rewinds with seek() to retry.
+    """
+
+    def __init__(self, path: str, offset: int, length: int) -> None:
+        super().__init__()
+        self.path, self.offset, self.length = path, offset, length
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise S3UploadError("cannot read %s: %s" % (path, exc))
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.length}[whence]
+        self._pos = max(0, min(self.length, base + pos))
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self.length - self._pos
+        want = left if size is None or size < 0 else min(max(size, READ_BLOCK), left)
+        if want <= 0:
+            return b""
+        data = os.pread(self._fd, want, self.offset + self._pos)
+        if len(data) != want:
+            raise S3UploadError("%s shrank while it was uploaded: re-run when it is no longer written" % self.path)
+        self._pos += want
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
 
 
 class Progress:
@@ -366,38 +416,69 @@ class Uploader:
             first = length if 0 < length < remote.size else 0
         return infer_part_size(remote.size, parts, first or None, (self.options.part_size,)) or remote.size
 
-    def _digests(self, plan: FilePlan, layout: int | None) -> tuple[str, str | None]:
-        """(sha256, ETag for ``layout``) of the file: from the digest cache, else by reading it once."""
+    def _upload_layout(self, local: LocalFile) -> int:
+        return WHOLE if local.size <= self.options.part_size else effective_part_size(local.size, self.options.part_size)
+
+    def _hash(self, plan: FilePlan, etag_layout: int | None, upload: bool) -> str | None:
+        """Read the file once for its sha256, its ETag in ``etag_layout`` and, with ``upload``, each part's checksum."""
         local = plan.local
-        cached = self.digests.lookup(local.path, local.identity)
-        if cached and (layout is None or layout in cached.etags):
-            return cached.sha256, cached.etags.get(layout) if layout is not None else None
-        digest = hash_file(local.path, () if layout is None else (layout,), sha256=True)
+        layout = self._upload_layout(local)
+        crc = upload and self._use_crc()
+        md5_layouts = tuple({item for item in (etag_layout, layout if upload and not crc else None) if item is not None})
+        try:
+            digest = hash_file(local.path, md5_layouts, sha256=True, crc_layouts=(layout,) if crc else ())
+        except OSError as exc:
+            raise S3UploadError("cannot read %s: %s" % (local.path, exc))
         with self._lock:
             self.hashed_bytes += digest.size
-        etags = {} if layout is None else {layout: digest.etag(layout)}
-        self._remember(plan, digest.sha256 or "", etags)
-        return digest.sha256 or "", etags.get(layout) if layout is not None else None
+        plan.sha256 = digest.sha256
+        if upload:
+            parts = digest.part_crc32s[layout] if crc else digest.part_md5s[layout]
+            plan.part_digests = PartDigests(CRC32 if crc else MD5, layout, parts)
+        etags = {item: digest.etag(item) for item in md5_layouts}
+        crc32s = {layout: [b64(part) for part in digest.part_crc32s[layout]]} if crc else {}
+        self._remember(plan, CachedDigest(digest.sha256 or "", etags, crc32s))
+        return etags.get(etag_layout) if etag_layout is not None else None
 
-    def _remember(self, plan: FilePlan, sha256: str, etags: dict[int, str]) -> None:
+    def _upload_digests(self, plan: FilePlan, cached: CachedDigest | None) -> None:
+        """The sha256 and part checksums an upload sends: the kept CRC32s, else one read of the file."""
+        layout = self._upload_layout(plan.local)
+        if cached and layout in cached.crc32s:   # Content-MD5 instead: _part_digest reads each part for it
+            plan.sha256 = cached.sha256
+            plan.part_digests = PartDigests(CRC32, layout, [base64.b64decode(crc) for crc in cached.crc32s[layout]])
+            return
+        self._hash(plan, None, upload=True)
+
+    def _remember(self, plan: FilePlan, found: CachedDigest) -> None:
         if not self.options.check_mode:
-            self.digests.store(plan.local.path, plan.local.identity, sha256, etags, plan.started_ns)
+            self.digests.store(plan.local.path, plan.local.identity, found, plan.started_ns)
 
     def prepare(self, local: LocalFile, remote: RemoteObject | None) -> FilePlan:
-        """Decide one file, reading it only when neither the digest cache nor the chosen comparison spare it."""
+        """Decide one file, reading it only when neither the digest cache nor the chosen comparison spare it.
+
+        A file to upload leaves with its sha256 and the checksum of each part, so the
+        transfer only reads to send.
+        """
         self._check_stop()
         plan = FilePlan(local, UPLOAD, "new", started_ns=time.time_ns())
+        upload = not self.options.check_mode
+        cached = self.digests.lookup(local.path, local.identity)
         if self.options.compare == SIZE_MTIME or remote is None or remote.size != local.size:
             plan.action, plan.reason = decide_by_time(local, remote)
-            if plan.action == UPLOAD and local.size > self.options.part_size and not self.options.check_mode:
-                plan.sha256 = self._digests(plan, None)[0]  # given when the multipart upload is created
+            if plan.action == UPLOAD and upload:
+                self._upload_digests(plan, cached)
             return plan
         parts = etag_part_count(remote.etag)
         head = self._head(local.key) if (self.options.verify or parts or not self.trust_etag) else None
         layout = self._remote_layout(remote, head)
-        plan.sha256, etag = self._digests(plan, layout)
+        if cached and layout in cached.etags:
+            plan.sha256, etag = cached.sha256, cached.etags[layout]
+        else:  # reading anyway: also what an upload would need, in the same pass
+            etag = self._hash(plan, layout, upload)
         remote_sha = (head or {}).get("Metadata", {}).get(META_SHA256)
         plan.action, plan.reason = decide(local, remote, etag, plan.sha256, remote_sha, self.options.verify, self.trust_etag)
+        if plan.action == UPLOAD and upload and plan.part_digests is None:
+            self._upload_digests(plan, cached)
         return plan
 
     # -- transfer tasks (run on the I/O pool)
@@ -429,29 +510,37 @@ class Uploader:
     def _use_crc(self) -> bool:
         return self._crc_ok is not False
 
-    def _send(self, doing: str, method: str, key: str, data: bytes, crc: bool, **kwargs: Any) -> tuple[dict, str]:
-        """One request carrying ``data`` with a checksum the server verifies; returns (response, checksum).
+    def _part_digest(self, plan: FilePlan, part_size: int, number: int, offset: int, length: int, crc: bool) -> bytes:
+        """The checksum part ``number`` is sent with: computed at planning when it matches, else read now."""
+        known = plan.part_digests
+        if known and known.kind == (CRC32 if crc else MD5) and known.part_size == part_size:
+            return known.digests[number - 1]
+        md5, crc32 = _hash_part(plan.local.path, offset, length, md5=not crc, crc32=crc)
+        return (crc32 if crc else md5) or b""
+
+    def _send(self, doing: str, method: str, key: str, body: PartReader, crc: bool, digest: bytes, **kwargs: Any) -> dict:
+        """One request carrying ``body`` with a checksum the server verifies.
 
         With ``crc`` the body's CRC32 goes in ``x-amz-checksum-crc32``; a server that does not echo
         it back ignored it, so the body is then checked by its MD5 against the returned ETag and the
         following requests carry Content-MD5 instead. Without, Content-MD5 (MD5 is the costlier hash).
         """
         if not crc:
-            md5 = hashlib.md5(data).digest()
-            response = self._call(doing, method, Key=key, Body=data, ContentMD5=_b64(md5), **kwargs)
-            self._check_etag(key, response.get("ETag", ""), md5.hex())
-            return response, md5.hex()
-        checksum = crc32_b64(data)
-        response = self._call(doing, method, Key=key, Body=data, ChecksumCRC32=checksum, **kwargs)
+            response = self._call(doing, method, Key=key, Body=body, ContentMD5=b64(digest), **kwargs)
+            self._check_etag(key, response.get("ETag", ""), digest.hex())
+            return response
+        checksum = b64(digest)
+        response = self._call(doing, method, Key=key, Body=body, ChecksumCRC32=checksum, **kwargs)
         echoed = response.get("ChecksumCRC32")
         if echoed is None:
             self._crc_ok = False
-            self._check_etag(key, response.get("ETag", ""), hashlib.md5(data).hexdigest())
+            md5 = _hash_part(body.path, body.offset, body.length, md5=True)[0] or b""
+            self._check_etag(key, response.get("ETag", ""), md5.hex())
         elif echoed != checksum:
             raise S3UploadError("%s: the store answered CRC32 %s, expected %s: it altered the data" % (doing, echoed, checksum))
         else:
             self._crc_ok = True
-        return response, checksum
+        return response
 
     def _verify(self, local: LocalFile, sha256: str, etag: str) -> None:
         """HEAD the finished object: size, ETag and sha256 metadata must match what was sent."""
@@ -468,18 +557,19 @@ class Uploader:
             raise S3UploadError("verify failed for s3://%s/%s: %s" % (self.target.bucket, local.key, "; ".join(problems)))
 
     def put_single(self, plan: FilePlan) -> int:
-        """Small file: one read, one PUT (atomic: the key shows the old or the new content)."""
+        """Small file: one PUT (atomic: the key shows the old or the new content)."""
         self._check_stop()
         local = plan.local
         self.progress.begin(local.key)
-        data = read_range(local.path, 0, local.size)
-        sha256 = hashlib.sha256(data).hexdigest()
-        response = self._send("uploading %s" % local.key, "put_object", local.key, data, self._use_crc(),
-                              **self._extra_args(sha256, 0))[0]
+        crc = self._use_crc()
+        digest = self._part_digest(plan, WHOLE, 1, 0, local.size, crc)
+        with PartReader(local.path, 0, local.size) as body:
+            response = self._send("uploading %s" % local.key, "put_object", local.key, body, crc,
+                                  digest, **self._extra_args(plan.sha256 or "", 0))
         etag = normalize_etag(response.get("ETag", ""))
         self._assert_unchanged(local)
-        self._verify(local, sha256, etag)
-        self._remember(plan, sha256, {WHOLE: etag})
+        self._verify(local, plan.sha256 or "", etag)
+        self._remember(plan, CachedDigest(plan.sha256 or "", {WHOLE: etag}, {WHOLE: [b64(digest)]} if crc else {}))
         self.progress.advance(local.size, sent=True)
         self.progress.finished(local.key)
         return local.size
@@ -506,17 +596,20 @@ class Uploader:
                                                    "part_size": part_size, "checksum": CRC32 if crc else MD5})
         return _Job(plan, upload_id, part_size, crc)
 
-    def upload_part(self, job: _Job, number: int, offset: int, length: int) -> tuple[int, str, str]:
-        """Read a part once; reuse it if the server already holds identical bytes, else send it."""
+    def upload_part(self, job: _Job, number: int, offset: int, length: int) -> tuple[int, str, bytes]:
+        """Reuse the part if the server already holds identical bytes, else send it from the file."""
         self._check_stop()
         local = job.plan.local
-        data = read_range(local.path, offset, length)
         held = job.existing.get(number)
-        if held and held.size == length and normalize_etag(held.etag) == hashlib.md5(data).hexdigest():
-            self.progress.advance(length, sent=False)
-            return number, held.etag, crc32_b64(data) if job.crc else normalize_etag(held.etag)
-        response, digest = self._send("uploading part %d of %s" % (number, local.key), "upload_part", local.key, data,
-                                      job.crc, UploadId=job.upload_id, PartNumber=number)
+        if held and held.size == length:
+            md5, crc32 = _hash_part(local.path, offset, length, md5=True, crc32=job.crc)
+            if md5 is not None and normalize_etag(held.etag) == md5.hex():
+                self.progress.advance(length, sent=False)
+                return number, held.etag, (crc32 if job.crc else md5) or b""
+        digest = self._part_digest(job.plan, job.part_size, number, offset, length, job.crc)
+        with PartReader(local.path, offset, length) as body:
+            response = self._send("uploading part %d of %s" % (number, local.key), "upload_part", local.key, body,
+                                  job.crc, digest, UploadId=job.upload_id, PartNumber=number)
         self.progress.advance(length, sent=True)
         return number, response["ETag"], digest
 
@@ -530,22 +623,23 @@ class Uploader:
         for number in numbers:
             part = {"PartNumber": number, "ETag": job.etags[number]}
             if job.crc:
-                part["ChecksumCRC32"] = job.checksums[number]
+                part["ChecksumCRC32"] = b64(job.checksums[number])
             parts.append(part)
         response = self._call("completing the upload of %s" % local.key, "complete_multipart_upload", Key=local.key,
                               UploadId=job.upload_id, MultipartUpload={"Parts": parts})
         etag = normalize_etag(response.get("ETag", ""))
         if job.crc:
             echoed = response.get("ChecksumCRC32")
-            expected = composite_crc32([job.checksums[number] for number in numbers])
+            expected = composite_crc32([b64(job.checksums[number]) for number in numbers])
             if echoed and echoed.split("-")[0] != expected.split("-")[0]:
                 raise S3UploadError("completing %s: the store answered CRC32 %s, expected %s: it assembled other parts" % (
                     local.key, echoed, expected))
         else:
-            self._check_etag(local.key, etag, multipart_etag([bytes.fromhex(job.checksums[number]) for number in numbers]))
+            self._check_etag(local.key, etag, multipart_etag([job.checksums[number] for number in numbers]))
         self.journal.forget(local.key, job.upload_id)
         self._verify(local, job.plan.sha256 or "", etag)
-        self._remember(job.plan, job.plan.sha256 or "", {job.part_size: etag})
+        crc32s = {job.part_size: [b64(job.checksums[number]) for number in numbers]} if job.crc else {}
+        self._remember(job.plan, CachedDigest(job.plan.sha256 or "", {job.part_size: etag}, crc32s))
         self.progress.finished(local.key)
         return job
 
@@ -585,7 +679,7 @@ class Uploader:
         for number, (offset, length) in enumerate(ranges, start=1):
             self._submit(io_pool, lambda done, job=job: self._on_part(io_pool, job, done), self.upload_part, job, number, offset, length)
 
-    def _on_part(self, io_pool: ThreadPoolExecutor, job: _Job, done: tuple[int, str, str]) -> None:
+    def _on_part(self, io_pool: ThreadPoolExecutor, job: _Job, done: tuple[int, str, bytes]) -> None:
         number, etag, digest = done
         job.etags[number] = etag
         job.checksums[number] = digest
@@ -664,6 +758,14 @@ class Uploader:
             "mb_per_s": round(sent / elapsed / 1e6, 2) if elapsed > 0 and not self.options.check_mode else 0.0,
             "files": entries,
         }
+
+
+def _hash_part(path: str, offset: int, length: int, md5: bool = False, crc32: bool = False) -> tuple[bytes | None, bytes | None]:
+    """hash_range, failing as the user's problem when the file changed under us."""
+    try:
+        return hash_range(path, offset, length, md5=md5, crc32=crc32)
+    except OSError as exc:
+        raise S3UploadError("cannot read %s: %s: re-run when it is no longer written" % (path, exc))
 
 
 def _status(exc: BaseException) -> int:

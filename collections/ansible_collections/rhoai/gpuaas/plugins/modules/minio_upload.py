@@ -29,8 +29,9 @@ description:
   - The sha256 and ETags computed for a file are kept in O(state_dir) too, keyed by its path, size, mtime, ctime,
     inode and device; while all of these are unchanged the file is not read again, so an unchanged re-run reads
     no file content. Editing a file always changes its ctime (which, unlike the mtime, cannot be set back).
-  - Multipart files are read twice (first for the sha256 that must be given when the upload is created, then part
-    by part to send); the second read is usually served from the page cache. Small files are read once.
+  - A file is read twice, first for its sha256 and the checksum of each part (both are sent before its first byte),
+    then to send it, 1 MiB at a time from the file (no part-sized buffers); the second read is usually served from
+    the page cache. With the digest cache, a file already read on this host is only read to send.
   - Do not run two uploads to the same bucket and prefix at the same time; each aborts the other's unfinished
     uploads.
 author:
@@ -136,8 +137,8 @@ options:
     description:
       - Multipart part size, as bytes or a size such as C(32MiB), C(64MB) or C(1G) (all powers of 1024), between
         5 MiB and 5 GiB. Files up to this size are sent with one PUT.
-      - The default of 32 MiB keeps the request overhead negligible, loses at most O(concurrency) parts on an
-        interruption and bounds buffer memory to about O(concurrency) x O(part_size) (256 MiB by default).
+      - The default of 32 MiB keeps the request overhead negligible and loses at most O(concurrency) parts on an
+        interruption. Parts are streamed from the file, so memory does not grow with it.
         It is raised per file when the file would need more than 10,000 parts.
       - Changing it does not re-upload unchanged files; comparison uses each object's own layout.
     type: str

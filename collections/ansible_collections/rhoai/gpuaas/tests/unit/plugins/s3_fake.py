@@ -72,7 +72,15 @@ class FakeS3:
         return [call for call in self.calls if call[0] in WRITES]
 
     def _receive(self, body, content_md5, checksum_crc32, op):
-        """What the server stores of ``body`` after checking its checksums; the echoed CRC32 or None."""
+        """What the server stores of ``body`` after checking its checksums; the echoed CRC32 or None.
+
+        ``body`` is bytes or a readable stream, read to its end with the sizes http.client asks for.
+        """
+        if hasattr(body, "read"):
+            blocks = []
+            for block in iter(lambda: body.read(16384), b""):
+                blocks.append(block)
+            body = b"".join(blocks)
         self.sent.append((op, dict(md5=content_md5 is not None, crc32=checksum_crc32 is not None)))
         if content_md5 is None and checksum_crc32 is None:
             raise AssertionError("%s without a checksum the server verifies" % op)

@@ -15,6 +15,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import (
     MiB,
     composite_crc32,
     crc32_b64,
+    hash_range,
     effective_part_size,
     etag_part_count,
     hash_file,
@@ -170,3 +171,25 @@ def test_composite_crc32_is_the_crc_of_the_part_crcs():
     joined = b"".join(base64.b64decode(p) for p in parts)
     assert composite_crc32(parts) == crc32_b64(joined) + "-3"
     assert composite_crc32(parts) != composite_crc32(list(reversed(parts)))
+
+
+@pytest.mark.parametrize("part_size,block", [(1024, 4096), (1000, 333), (WHOLE, 700)])
+def test_part_crc32s_match_each_part(blob, part_size, block):
+    path, data = blob
+    digest = hash_file(path, (), sha256=False, crc_layouts=(part_size,), block=block)
+    parts = [data] if part_size == WHOLE else [data[i:i + part_size] for i in range(0, len(data), part_size)]
+    assert [base64.b64encode(crc).decode() for crc in digest.part_crc32s[part_size]] == [crc32_b64(p) for p in parts]
+
+
+def test_hash_range_reads_exactly_the_range(blob):
+    path, data = blob
+    md5, crc = hash_range(path, 1000, 2500, md5=True, crc32=True, block=333)
+    assert md5 == hashlib.md5(data[1000:3500]).digest()
+    assert base64.b64encode(crc).decode() == crc32_b64(data[1000:3500])
+    assert hash_range(path, 0, 10, md5=True) == (hashlib.md5(data[:10]).digest(), None)
+
+
+def test_hash_range_past_the_end_says_the_file_changed(blob):
+    path, data = blob
+    with pytest.raises(OSError, match="3 bytes shorter than expected"):
+        hash_range(path, len(data) - 10, 13, md5=True)

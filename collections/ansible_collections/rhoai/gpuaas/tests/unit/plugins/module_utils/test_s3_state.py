@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import (
+    CachedDigest,
     DigestCache,
     FileIdentity,
     Journal,
@@ -66,9 +67,9 @@ def test_cache_hit_needs_every_field_of_the_identity(tmp_path, blob):
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
     assert cache.lookup(str(blob), identity) is None
-    assert cache.store(str(blob), identity, "sha", {0: "etag0"}, settled(blob))
+    assert cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), settled(blob))
     hit = cache.lookup(str(blob), identity)
-    assert (hit.sha256, hit.etags) == ("sha", {0: "etag0"})
+    assert (hit.sha256, hit.etags, hit.crc32s) == ("sha", {0: "etag0"}, {})
     for field in ("size", "mtime_ns", "ctime_ns", "inode", "device"):
         other = FileIdentity(**dict(identity.as_dict(), **{field: getattr(identity, field) + 1}))
         assert cache.lookup(str(blob), other) is None, field
@@ -77,7 +78,7 @@ def test_cache_hit_needs_every_field_of_the_identity(tmp_path, blob):
 def test_an_edit_that_puts_the_mtime_back_misses_the_cache(tmp_path, blob):
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
-    assert cache.store(str(blob), identity, "sha", {0: "etag0"}, settled(blob))
+    assert cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), settled(blob))
     before = os.stat(blob)
     blob.write_bytes(b"weights-v2")
     os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -89,7 +90,7 @@ def test_an_edit_that_puts_the_mtime_back_misses_the_cache(tmp_path, blob):
 def test_a_file_replaced_by_a_rename_misses_the_cache(tmp_path, blob):
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
-    assert cache.store(str(blob), identity, "sha", {0: "etag0"}, settled(blob))
+    assert cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), settled(blob))
     new = tmp_path / "new.bin"
     new.write_bytes(b"weights-v1")
     os.utime(new, ns=(identity.mtime_ns, identity.mtime_ns))
@@ -101,7 +102,7 @@ def test_a_fresh_file_is_not_kept(tmp_path, blob):
     """Changed less than settle_ns before the read: a later write may leave its timestamps as they are."""
     cache = DigestCache(str(tmp_path / "state"), settle_ns=10 * 10**9)
     identity = FileIdentity.of(str(blob))
-    assert not cache.store(str(blob), identity, "sha", {0: "etag0"}, time.time_ns())
+    assert not cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), time.time_ns())
     assert cache.lookup(str(blob), identity) is None
 
 
@@ -110,7 +111,7 @@ def test_a_file_changed_while_read_is_not_kept(tmp_path, blob):
     identity = FileIdentity.of(str(blob))
     started = settled(blob)
     blob.write_bytes(b"weights-v2-longer")
-    assert not cache.store(str(blob), identity, "sha", {0: "etag0"}, started)
+    assert not cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), started)
     assert cache.lookup(str(blob), FileIdentity.of(str(blob))) is None
 
 
@@ -118,17 +119,19 @@ def test_layouts_accumulate_for_the_same_content(tmp_path, blob):
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
     started = settled(blob)
-    cache.store(str(blob), identity, "sha", {0: "whole"}, started)
-    cache.store(str(blob), identity, "sha", {8: "parts-8"}, started)
-    assert cache.lookup(str(blob), identity).etags == {0: "whole", 8: "parts-8"}
-    cache.store(str(blob), identity, "other-sha", {16: "parts-16"}, started)   # other content: forget the rest
-    assert cache.lookup(str(blob), identity).etags == {16: "parts-16"}
+    cache.store(str(blob), identity, CachedDigest("sha", {0: "whole"}, {0: ["crc-whole"]}), started)
+    cache.store(str(blob), identity, CachedDigest("sha", {8: "parts-8"}, {8: ["crc1", "crc2"]}), started)
+    both = cache.lookup(str(blob), identity)
+    assert (both.etags, both.crc32s) == ({0: "whole", 8: "parts-8"}, {0: ["crc-whole"], 8: ["crc1", "crc2"]})
+    cache.store(str(blob), identity, CachedDigest("other-sha", {16: "parts-16"}), started)   # other content: forget the rest
+    other = cache.lookup(str(blob), identity)
+    assert (other.sha256, other.etags, other.crc32s) == ("other-sha", {16: "parts-16"}, {})
 
 
 def test_an_unreadable_entry_is_a_miss(tmp_path, blob):
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
-    cache.store(str(blob), identity, "sha", {0: "etag0"}, settled(blob))
+    cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), settled(blob))
     (entry,) = (tmp_path / "state" / "digests").iterdir()
     entry.write_text("{not json")
     assert cache.lookup(str(blob), identity) is None
@@ -140,4 +143,4 @@ def test_a_read_only_state_dir_only_costs_the_cache(tmp_path, blob):
     (tmp_path / "state").write_text("a file where the directory should be")
     cache = DigestCache(str(tmp_path / "state"), settle_ns=SETTLE_NS)
     identity = FileIdentity.of(str(blob))
-    assert not cache.store(str(blob), identity, "sha", {0: "etag0"}, settled(blob))
+    assert not cache.store(str(blob), identity, CachedDigest("sha", {0: "etag0"}), settled(blob))

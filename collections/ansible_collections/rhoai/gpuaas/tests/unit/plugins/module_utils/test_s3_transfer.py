@@ -15,7 +15,9 @@ import pytest
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_client import Target
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_plan import S3UploadError, local_files
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_state import DigestCache
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_transfer import Options, Progress, Uploader
+from ansible_collections.rhoai.gpuaas.plugins.module_utils import s3_transfer
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_etag import hash_file, hash_range
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.s3_transfer import Options, PartReader, Progress, Uploader
 from ansible_collections.rhoai.gpuaas.tests.unit.plugins.s3_fake import FakeS3, client_error, crc32, md5_etag
 
 PART = 1024
@@ -297,6 +299,15 @@ def test_a_store_that_alters_the_data_fails_the_upload(env, crc):
         env.run(fake_client=fake)
 
 
+def test_a_store_ignoring_crc32_that_alters_the_only_body_is_caught_by_its_etag(env):
+    (env.src / "big.bin").unlink()
+    fake = FakeS3(crc=False)
+    fake.corrupt = True
+    with pytest.raises(S3UploadError, match="upload of m/sub/small.json returned ETag .* the store altered the data"):
+        env.run(fake_client=fake)
+    assert checksums(fake) == [{"md5": False, "crc32": True}]
+
+
 def test_sse_kms_always_uses_content_md5(env):
     result = env.run(sse="aws:kms", verify=False)
     assert result["checksum"] == "md5"
@@ -380,7 +391,7 @@ def test_check_mode_keeps_no_digests(env, cache):
 def test_an_unchanged_rerun_reads_no_file(env, cache, monkeypatch):
     wait_settled(env.src)
     first = env.run(digests=cache)
-    assert first["uploaded"] == 2 and first["hashed_bytes"] == 5 * PART + 100  # the sha256 of the multipart file
+    assert first["uploaded"] == 2 and first["hashed_bytes"] == 5 * PART + 108  # each file once: sha256 and checksums
     env.fake.calls.clear()
     opened = []
     real_open = os.open
@@ -389,6 +400,23 @@ def test_an_unchanged_rerun_reads_no_file(env, cache, monkeypatch):
     assert (second["changed"], second["unchanged"], second["hashed_bytes"]) == (False, 2, 0)
     assert not [path for path in opened if str(path).startswith(str(env.src))]
     assert env.fake.writes() == []
+
+
+def test_a_second_upload_of_unchanged_files_elsewhere_reads_them_only_to_send(env, cache, monkeypatch):
+    wait_settled(env.src)
+    env.run(digests=cache)
+    env.fake.objects.clear()   # the same files to an empty bucket: the kept sha256 and CRC32s suffice
+    hashed = []
+    monkeypatch.setattr(s3_transfer, "hash_file", lambda *a, **k: hashed.append(a) or hash_file(*a, **k))
+    monkeypatch.setattr(s3_transfer, "hash_range", lambda *a, **k: hashed.append(a) or hash_range(*a, **k))
+    result = env.run(digests=cache)
+    assert (result["uploaded"], result["hashed_bytes"], hashed) == (2, 0, [])
+    assert env.fake.objects[("bkt", "m/big.bin")]["body"] == (env.src / "big.bin").read_bytes()
+
+
+def test_md5_mode_reads_each_file_once_before_sending(env):
+    result = env.run(checksum="md5")
+    assert result["hashed_bytes"] == 5 * PART + 108
 
 
 def test_without_cache_entries_an_unchanged_rerun_hashes_everything(env, tmp_path):
@@ -428,3 +456,45 @@ def test_compare_size_mtime_reads_nothing_and_trusts_the_timestamps(env, cache):
     result = env.run(compare="size_mtime")
     assert [(f["key"], f["reason"]) for f in result["files"] if f["action"] == "upload"] == [("m/big.bin", "newer")]
     assert env.fake.objects[("bkt", "m/big.bin")]["body"] == bytes(before.st_size)
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def test_part_reader_serves_its_range_and_rewinds_for_a_retry(tmp_path):
+    path = tmp_path / "f"
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    path.write_bytes(data)
+    offset, length = 1024 * 1024 + 3, 2 * 1024 * 1024 + 1
+    with PartReader(str(path), offset, length) as body:
+        assert len(body) == length
+        first = body.read(16384)
+        assert first == data[offset:offset + len(first)] and len(first) >= 16384   # larger blocks than asked
+        assert body.tell() == len(first)
+        body.seek(0)
+        assert b"".join(iter(lambda: body.read(16384), b"")) == data[offset:offset + length]
+        assert body.read(16384) == b""
+        body.seek(-5, 2)
+        assert body.read() == data[offset + length - 5:offset + length]
+
+
+def test_part_reader_says_when_the_file_shrank(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    with PartReader(str(path), 50, 50) as body:
+        path.write_bytes(b"x" * 60)
+        with pytest.raises(S3UploadError, match="shrank while it was uploaded"):
+            body.read()
+
+
+def test_a_file_that_shrinks_during_the_upload_fails_it(env, monkeypatch):
+    real = s3_transfer.PartReader
+
+    def shrinking(path, offset, length):
+        with open(path, "r+b") as handle:
+            handle.truncate(offset + length - 1)
+        return real(path, offset, length)
+    monkeypatch.setattr(s3_transfer, "PartReader", shrinking)
+    with pytest.raises(S3UploadError, match="shrank while it was uploaded"):
+        env.run()
+    assert ("bkt", "m/big.bin") not in env.fake.objects
