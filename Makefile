@@ -57,7 +57,7 @@ test-lint: deps
 
 test-build: deps
 	$(BIN)/ansible-galaxy collection build --force --output-path /tmp $(COLLECTION)
-	for m in machineset_scale isvc_replicas kueue_wait minio_upload model_register; do \
+	for m in $(notdir $(basename $(wildcard $(COLLECTION)/plugins/modules/*.py))); do \
 	  $(BIN)/ansible-doc rhoai.gpuaas.$$m > /dev/null || exit 1; done
 
 # The integration tests run in a random order (pytest-randomly); the header prints the seed as
