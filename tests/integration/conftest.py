@@ -160,21 +160,30 @@ def no_leftovers(k8s: client.ApiClient, testbed_whole: None) -> None:
                  lambda: not core.list_namespace(label_selector=TEST_LABEL).items, timeout=120)
 
 
-@pytest.fixture
-def namespace(k8s: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace managed by Kueue, deleted afterwards."""
+@contextlib.contextmanager
+def new_namespace(k8s: client.ApiClient, labels: dict[str, str]) -> Iterator[str]:
+    """A fresh namespace with `labels`, ready for pods, deleted afterwards with its pods."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(k8s)
-    core.create_namespace({"metadata": {"name": name, "labels": {**MANAGED, TEST_LABEL: "true"}}})
-    # Pods are refused until kube-controller-manager gave the namespace its ServiceAccount; a
-    # ReplicaSet refused then retries with a growing back-off, long after the account exists.
-    wait_for(f"ServiceAccount `default` in namespace {name}", lambda: core.list_namespaced_service_account(
-        name, field_selector="metadata.name=default").items)
-    yield name
-    core.delete_namespace(name)
-    # Its pods must be gone before the next test: they hold the shared GPU nodes.
-    wait_for(f"namespace {name} deleted",
-             lambda: not core.list_namespace(field_selector=f"metadata.name={name}").items, timeout=120)
+    core.create_namespace({"metadata": {"name": name, "labels": {**labels, TEST_LABEL: "true"}}})
+    try:
+        # Pods are refused until kube-controller-manager gave the namespace its ServiceAccount; a
+        # ReplicaSet refused then retries with a growing back-off, long after the account exists.
+        wait_for(f"ServiceAccount `default` in namespace {name}", lambda: core.list_namespaced_service_account(
+            name, field_selector="metadata.name=default").items)
+        yield name
+    finally:
+        core.delete_namespace(name)
+        # Its pods must be gone before the next test: they hold the shared GPU nodes.
+        wait_for(f"namespace {name} deleted",
+                 lambda: not core.list_namespace(field_selector=f"metadata.name={name}").items, timeout=120)
+
+
+@pytest.fixture
+def namespace(k8s: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace managed by Kueue (as RHOAI labels a project), deleted afterwards."""
+    with new_namespace(k8s, MANAGED) as name:
+        yield name
 
 
 def kwok_gpu_node(name: str, instance_type: str, gpus: int) -> dict[str, Any]:

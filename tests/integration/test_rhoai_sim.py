@@ -20,7 +20,7 @@ from kubernetes import client
 
 import _kueue_objects as ko
 from _poll import wait_for
-from conftest import MANAGED, TEST_LABEL
+from conftest import MANAGED, TEST_LABEL, new_namespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testbed"))
 import rhoai_sim as rs  # noqa: E402
@@ -32,17 +32,6 @@ APPS = rs.APPLICATIONS_NAMESPACE
 
 def res(k8s: client.ApiClient, api_version: str, kind: str) -> Any:
     return ko.dynamic(k8s).resources.get(api_version=api_version, kind=kind)
-
-
-@contextlib.contextmanager
-def new_namespace(k8s: client.ApiClient, labels: dict[str, str]) -> Iterator[str]:
-    """A namespace created with `labels` (the `namespace` fixture's are fixed), deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(k8s).create_namespace({"metadata": {"name": name, "labels": {**labels, TEST_LABEL: "true"}}})
-    try:
-        yield name
-    finally:
-        client.CoreV1Api(k8s).delete_namespace(name)
 
 
 def message(err: client.ApiException) -> str:

@@ -8,6 +8,7 @@ from kubernetes import client
 
 import _kueue_objects as ko
 from _poll import wait_for
+from conftest import new_namespace
 
 
 @pytest.fixture
@@ -120,12 +121,18 @@ def test_kserve_raw_deployment_and_stop(k8s: client.ApiClient, namespace: str, q
     assert stopped["status"] == "True"
 
 
-def test_pods_on_kwok_nodes_become_ready_again(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> None:
+def test_pods_on_kwok_nodes_become_ready_again(k8s: client.ApiClient, gpu_nodes: list[str]) -> None:
     """After an outage kube-controller-manager marks the nodes' pods NotReady; they must recover.
 
     The testbed's own kwok stage (testbed/manifests/kwok-pod-ready-again.yaml) plays the kubelet
     coming back; without it a long-lived testbed kept NotReady predictors after `down`/`up`.
+    The namespace is not Kueue-managed: Kueue would gate a pod created bound to its node.
     """
+    with new_namespace(k8s, {}) as namespace:
+        _pod_ready_again(k8s, namespace, gpu_nodes)
+
+
+def _pod_ready_again(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> None:
     core = client.CoreV1Api(k8s)
     core.create_namespaced_pod(namespace, {
         "metadata": {"name": "steady"},
