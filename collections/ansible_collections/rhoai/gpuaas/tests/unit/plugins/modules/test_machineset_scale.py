@@ -135,15 +135,15 @@ def test_label_selectors_scale_only_the_machinesets_not_there_yet(run_module) ->
     c = FakeCluster()
     c.add(gpu_machineset("gpu-b", zone="a"), gpu_machineset("gpu-a", zone="a"), gpu_machineset("gpu-c", zone="b"))
     MachineController(c)
-    run_module("machineset_scale", {"name": "gpu-b", "replicas": 1, "timeout": 10}, cluster=c)
+    run_module("machineset_scale", {"name": "gpu-a", "replicas": 1, "timeout": 10}, cluster=c)
     c.writes.clear()
     result, failed = run_module("machineset_scale", {"label_selectors": ["role=gpu", "zone=a"], "replicas": 1,
                                                      "timeout": 10}, cluster=c, diff=True)
     assert not failed, result["msg"]
     assert result["changed"] is True
-    assert [(w["verb"], w["name"]) for w in c.writes] == [("scale", "gpu-a")]
-    assert result["machinesets"] == [ready_entry("gpu-a", 0, 1, 1), ready_entry("gpu-b", 1, 1, 1)]
-    assert result["diff"]["before"] == {"machinesets": {"gpu-a": {"replicas": 0}, "gpu-b": {"replicas": 1}}}
+    assert [(w["verb"], w["name"]) for w in c.writes] == [("scale", "gpu-b")]
+    assert result["machinesets"] == [ready_entry("gpu-a", 1, 1, 1), ready_entry("gpu-b", 0, 1, 1)]
+    assert result["diff"]["before"] == {"machinesets": {"gpu-a": {"replicas": 1}, "gpu-b": {"replicas": 0}}}
     assert result["diff"]["after"] == {"machinesets": {"gpu-a": {"replicas": 1}, "gpu-b": {"replicas": 1}}}
     assert c.find(API, "MachineSet", "gpu-c", NS)["spec"]["replicas"] == 0
 
