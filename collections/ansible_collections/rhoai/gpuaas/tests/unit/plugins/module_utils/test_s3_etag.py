@@ -140,7 +140,7 @@ def test_effective_part_size_respects_part_limit():
     # the smallest whole MiB that fits: one byte over 10,000 x 8 MiB needs 9 MiB parts
     assert raised == 9 * MiB
     ranges = part_ranges(huge, raised)
-    assert len(ranges) <= MAX_PARTS and sum(length for _, length in ranges) == huge
+    assert len(ranges) <= MAX_PARTS and sum(length for _offset, length in ranges) == huge
 
 
 @pytest.mark.parametrize("wanted,raised", [(8 * MiB, 9 * MiB), (5 * MiB + 1, 6 * MiB)])
