@@ -7,6 +7,8 @@ Only a mutant whose change no caller, user or file can observe belongs here; a s
 changes a result, a message or an error is killed with a test instead.
 
     name (under plugins/module_utils, as `mutmut results` prints it): (text on its "+" line, why)
+
+A mutant that only deletes a line has no "+" line: its entry gives the deleted text as "-text".
 """
 from __future__ import annotations
 
@@ -87,6 +89,9 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "a retry delay: no outcome depends on it, and the tests assert no durations"),
     "k8s_wait.x_wait_for__mutmut_30": (
         "name=None,",
+        "a thread's name shows only in a debugger"),
+    "k8s_wait.x_wait_for__mutmut_34": (
+        '-name="k8s-wait-" + source.name,',
         "a thread's name shows only in a debugger"),
     "k8s_wait.x_wait_for__mutmut_41": (
         '"XXk8s-wait-XX"',
