@@ -113,7 +113,7 @@ def main(args: list[str]) -> int:
                 survivors.append(mutant)
                 print(f"SURVIVED  {mutant.name}")
             elif result.returncode == 1:
-                failed = [line.split(" ")[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+                failed = [line[len("FAILED "):].split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
                 print(f"killed    {mutant.name}  by {', '.join(t.split('::', 1)[1] for t in failed)}")
             else:
                 broken.append(mutant)
