@@ -70,8 +70,9 @@ test-molecule: deps model
 	cd $(CURDIR) && $(BIN)/molecule test -s default
 
 # Mutation testing of module_utils with mutmut (tests/mutation/setup.cfg): the collection is copied
-# to .mutation/ and mutated there, so the tree stays clean. Prints the score per file and fails when
-# kueue, isvc, machinesets, k8s_wait or s3_etag is below 90%; then the hand-written mutants
+# to .mutation/ and mutated there, so the tree stays clean. Prints the score per file (the equivalent
+# mutants of tests/mutation/equivalent_mutants.py left out) and fails when kueue, isvc, machinesets,
+# k8s_wait or s3_etag is below 90% or that record is stale; then the hand-written mutants
 # (tests/mutation/listed_mutants.py). Too slow for every `make test`: that runs test-mutation-fast.
 MUTATION_DIR := .mutation
 mutation: deps

@@ -1,8 +1,9 @@
 """Hand-written mutants that the unit tests must kill (issue 14's list, and others mutmut cannot make).
 
-mutmut mutates code inside functions only; the Kueue message parsing lives in module-level
-regular expressions, and some bugs are a missing argument rather than a changed operator. Each
-mutant below is one plausible bug, written as an exact text replacement in a module_utils file.
+mutmut mutates code inside functions only; the Kueue message parsing, the S3 ETag pattern and
+the part-size tables live in module-level regular expressions and constants, and some bugs are
+a missing argument rather than a changed operator. Each mutant below is one plausible bug,
+written as an exact text replacement in a module_utils file.
 For each one this script copies the collection to a scratch directory, applies the replacement,
 runs the unit tests of that file and expects them to FAIL. A replacement whose text is no longer
 in the file fails the run too: the list must follow the code.
@@ -66,6 +67,13 @@ MUTANTS = [
            "resource_version = None  # events lost: re-list", "pass"),
     Mutant("k8s_wait: predicates run before every source is listed", "k8s_wait.py",
            "            if len(listed) < len(names):\n                continue\n", ""),
+    # s3_etag's tables and patterns are module-level too (the upload rewrite kept them there)
+    Mutant("s3_etag: MinIO mc's 16 MiB parts are not among the known part sizes", "s3_etag.py",
+           "COMMON_PART_SIZES_MIB = (8, 16, 32,", "COMMON_PART_SIZES_MIB = (8, 32,"),
+    Mutant("s3_etag: the part count of a multipart ETag is not read", "s3_etag.py",
+           '_ETAG_RE = re.compile(r"^([0-9a-f]{32})(?:-(\\d+))?$")', '_ETAG_RE = re.compile(r"^([0-9a-f]{32})")'),
+    Mutant("s3_etag: the 'KiB' spelling of part_size is refused", "s3_etag.py",
+           '"kib": 1024, ', ""),
 ]
 
 
@@ -105,7 +113,7 @@ def main(args: list[str]) -> int:
                 survivors.append(mutant)
                 print(f"SURVIVED  {mutant.name}")
             elif result.returncode == 1:
-                failed = [line.split(" ")[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+                failed = [line[len("FAILED "):].split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
                 print(f"killed    {mutant.name}  by {', '.join(t.split('::', 1)[1] for t in failed)}")
             else:
                 broken.append(mutant)

@@ -200,10 +200,12 @@ def evaluate(machineset: Obj, machines: Iterable[Obj], nodes: Iterable[Obj], gpu
         if gpus < need:
             waiting.append("Node {0} to publish {1} {2} (allocatable {3})".format(nname, need, gpu_resource, gpus))
     if want == 0:
+        reported = {n["name"] for n in report_nodes}  # a Node whose Machine is still there is listed once
         for nname in sorted(previous_nodes & set(by_name)):
             waiting.append("Node {0} to be deleted".format(nname))
-            report_nodes.append({"name": nname, "ready": node_ready(by_name[nname]),
-                                 "gpus": node_gpus(by_name[nname], gpu_resource)})
+            if nname not in reported:
+                report_nodes.append({"name": nname, "ready": node_ready(by_name[nname]),
+                                     "gpus": node_gpus(by_name[nname], gpu_resource)})
 
     return {
         "name": meta["name"],

@@ -142,8 +142,7 @@ class _PartHasher:
 
     def update(self, view: memoryview) -> None:
         if not self.part_size:
-            self._hash.update(view)
-            self._filled += len(view)
+            self._hash.update(view)  # WHOLE: one digest, which finish() takes
             return
         while len(view):
             chunk = view[: self.part_size - self._filled]
@@ -188,7 +187,7 @@ def _read_blocks(path: str, offset: int, length: int | None, block: int) -> Iter
     with open(path, "rb", buffering=0) as handle:
         handle.seek(offset)
         while left is None or left > 0:
-            count = handle.readinto(view if left is None or left >= block else view[:left])
+            count = handle.readinto(view[:left])  # the whole buffer when left is None or >= block
             if not count:
                 break
             if left is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import queue
 import threading
 import time
@@ -445,14 +446,22 @@ def test_elapsed_and_the_default_timeout_follow_the_clock():
     assert str(err.value).startswith("Timed out after 300s waiting for the expected state; ")
     assert err.value.elapsed == 1000.0
 
+    def slow_list(source_api):
+        def list_fn():
+            clock.now += 7  # the list took 7 s
+            return source_api.list_fn()
+        return list_fn
+
     api.list_errors = [FakeApiError(403)]
     with pytest.raises(WaitApiError) as err:
-        wait_for([api.source("a")], all_ready, timeout=5, clock=clock)
-    assert err.value.elapsed == 0.0
+        wait_for([Source("a", slow_list(api), api.watch_fn)], all_ready, timeout=50, clock=clock)
+    assert err.value.elapsed == 7.0
+    assert err.value.result == {"a": 0}  # the state so far, as the failed task returns it
     failing = FakeApi(obj("x", "Broken"))
     with pytest.raises(WaitFailed) as err:
-        wait_for([failing.source("a")], all_ready, failed=lambda s: "broken", timeout=5, clock=clock)
-    assert err.value.elapsed == 0.0
+        wait_for([Source("a", slow_list(failing), failing.watch_fn)], all_ready, failed=lambda s: "broken",
+                 timeout=50, clock=clock)
+    assert err.value.elapsed == 7.0
 
 
 def test_duplicate_source_names_are_named():
@@ -511,3 +520,48 @@ class TestMoreConditions:
         assert not condition_true(stale, "Ready")
         assert condition_true(stale, "Ready", require_current=False)
         assert condition_status(stale, "Ready") is None
+
+
+def test_the_timeout_names_every_source_never_listed():
+    refused = [ConnectionRefusedError("refused")] * 1000
+    a, c = FakeApi(), FakeApi()
+    a.list_errors, c.list_errors = list(refused), list(refused)
+    with pytest.raises(WaitTimeout) as err:
+        wait_for([a.source("a"), FakeApi(obj("x")).source("b"), c.source("c")], lambda s: True, timeout=0.5, **FAST)
+    assert '; last state: {"a": 0, "b": 1, "c": 0}; never listed: a, c; last API error: ' in str(err.value)
+
+
+def test_the_timeout_message_shows_a_summary_that_is_not_plain_json():
+    api = FakeApi(obj("x"))
+    since = datetime.datetime(2026, 12, 2, 17, 0)  # the kubernetes client's timestamps are datetimes
+    with pytest.raises(WaitTimeout) as err:
+        wait_for([api.source("a")], all_ready, summary=lambda s: {"pods": ["x"], "since": since}, timeout=0.2, **FAST)
+    assert str(err.value) == ('Timed out after 0.2s waiting for the expected state; '
+                              'last state: {"pods": ["x"], "since": "2026-12-02 17:00:00"}')
+
+
+def test_a_watch_that_ends_at_once_is_opened_again_after_the_back_off():
+    clock = ManualClock()  # never moves: the watch "ends at once"
+    api = FakeApi(obj("x"))
+    api.events.put(FakeApi.END)  # the first watch ends without an event
+    later(0.3, api.put, obj("x", "True"))
+    result = wait_for([api.source("a")], all_ready, timeout=5, clock=clock, **FAST)
+    assert condition_true(result.state["a"][0], "Ready")
+    assert len(api.watch_calls) >= 2
+
+
+def test_watches_still_open_after_the_wait_do_not_keep_the_module_alive():
+    release = threading.Event()
+
+    def blocking_watch(resource_version, timeout):
+        release.wait(10)  # a server that holds the watch open
+        return iter(())
+
+    api = FakeApi(obj("x", "True"))
+    before = set(threading.enumerate())
+    try:
+        wait_for([Source("a", api.list_fn, blocking_watch)], all_ready, timeout=5)
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        assert left and all(t.daemon for t in left)
+    finally:
+        release.set()

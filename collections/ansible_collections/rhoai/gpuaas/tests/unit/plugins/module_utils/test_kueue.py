@@ -359,6 +359,14 @@ class TestApiVersion:
         assert detect_api_version(FakeClient([]), "v1beta1") == "kueue.x-k8s.io/v1beta1"
         assert choose_api_version([], "kueue.x-k8s.io/v1beta2") == "kueue.x-k8s.io/v1beta2"
 
+    def test_override_names_a_version_this_collection_does_not_know(self):
+        # a newer Kueue (its v1 API) can be used by naming it, discovery forbidden or not
+        class Forbidden(FakeClient):
+            def served_versions(self, group):
+                raise AssertionError("discovery must not be asked when the version is given")
+        assert detect_api_version(Forbidden(), "v1") == "kueue.x-k8s.io/v1"
+        assert detect_api_version(Forbidden(), "kueue.x-k8s.io/v1") == "kueue.x-k8s.io/v1"
+
     def test_not_installed(self):
         with pytest.raises(KueueError, match="is Kueue installed"):
             detect_api_version(FakeClient([]))

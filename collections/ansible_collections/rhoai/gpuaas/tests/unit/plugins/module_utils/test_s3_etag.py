@@ -48,6 +48,13 @@ def test_normalize_strips_quotes_and_case():
     assert normalize_etag(None) == ""
 
 
+def test_normalize_keeps_every_character_of_an_opaque_etag():
+    # Stores with SSE-KMS or their own ETag scheme: two ETags that differ in any letter must stay
+    # different, or a changed object would be taken for unchanged.
+    assert normalize_etag(' "X1F-X" ') == "x1f-x"
+    assert normalize_etag('"ABCX"') != normalize_etag('"ABC"')
+
+
 @pytest.mark.parametrize("etag,parts", [
     ('"d41d8cd98f00b204e9800998ecf8427e"', 0),
     ('"d41d8cd98f00b204e9800998ecf8427e-12"', 12),
@@ -77,6 +84,8 @@ def test_multipart_etag_matches_reference_for_any_block_split(blob, part_size, b
     path, data = blob
     digest = hash_file(path, (part_size,), block=block)
     assert digest.etag(part_size) == reference_multipart_etag(data, part_size)
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.size == len(data)  # the size the plan and the digest cache record
 
 
 @pytest.mark.parametrize("parts", [1, 3])
@@ -128,7 +137,19 @@ def test_effective_part_size_respects_part_limit():
     assert effective_part_size(100 * MiB, 8 * MiB) == 8 * MiB
     huge = 8 * MiB * MAX_PARTS + 1
     raised = effective_part_size(huge, 8 * MiB)
-    assert raised % MiB == 0 and part_count(huge, raised) <= MAX_PARTS
+    # the smallest whole MiB that fits: one byte over 10,000 x 8 MiB needs 9 MiB parts
+    assert raised == 9 * MiB
+    ranges = part_ranges(huge, raised)
+    assert len(ranges) <= MAX_PARTS and sum(length for _offset, length in ranges) == huge
+
+
+@pytest.mark.parametrize("wanted,raised", [(8 * MiB, 9 * MiB), (5 * MiB + 1, 6 * MiB)])
+def test_effective_part_size_keeps_the_configured_size_at_exactly_10000_parts(wanted, raised):
+    # S3 allows 10,000 parts: a file that needs exactly that many is sent with the part_size the
+    # user set (part_size takes any byte count from 5 MiB), not a rounded-up one; a byte more
+    # and the part size goes up to the next whole MiB.
+    assert effective_part_size(wanted * MAX_PARTS, wanted) == wanted
+    assert effective_part_size(wanted * MAX_PARTS + 1, wanted) == raised
 
 
 @pytest.mark.parametrize("size,parts,first,preferred,expected", [
@@ -137,7 +158,10 @@ def test_effective_part_size_respects_part_limit():
     (100 * MiB, 2, 50 * MiB, (), 50 * MiB),                # HEAD PartNumber=1 wins
     (100 * MiB, 4, None, (32 * MiB,), 32 * MiB),           # our configured size first
     (100 * MiB, 7, None, (), 16 * MiB),                    # MinIO mc default: 16 MiB x 7 >= 100 MiB
+    (100 * MiB, 3, None, (), 34 * MiB),                    # no tool default: size / parts rounded up to a MiB
     (1000, 3, None, (), 334),                              # tiny objects: exact division
+    (3, 3, None, (), 1),                                   # down to 1-byte parts
+    (100 * MiB, 13, None, (WHOLE,), 8 * MiB),              # WHOLE (0) as a preference is no part size
     (100 * MiB, 0, None, (), None),
 ])
 def test_infer_part_size(size, parts, first, preferred, expected):
@@ -146,6 +170,15 @@ def test_infer_part_size(size, parts, first, preferred, expected):
 
 def test_infer_part_size_ignores_inconsistent_first_part():
     assert infer_part_size(100 * MiB, 13, first_part_size=50 * MiB) == 8 * MiB
+
+
+@pytest.mark.parametrize("size", [1, 5 * MiB, 100 * MiB])
+def test_a_one_part_multipart_object_can_be_compared(size):
+    # ETag "...-1": a multipart upload of one part, from uploaders whose multipart threshold is
+    # their part size. Any part size that holds the whole object gives the same ETag, so one
+    # must be found for the object to be compared with the local file.
+    part_size = infer_part_size(size, 1)
+    assert part_size is not None and part_count(size, part_size) == 1
 
 
 @pytest.mark.parametrize("text,size", [("64MiB", 64 * MiB), ("64MB", 64 * MiB), ("64m", 64 * MiB),
@@ -158,6 +191,12 @@ def test_parse_size(text, size):
 def test_parse_size_rejects(text):
     with pytest.raises(ValueError, match="is not a size"):
         parse_size(text)
+
+
+def test_parse_size_error_names_the_units_it_takes():
+    with pytest.raises(ValueError) as caught:
+        parse_size("12XB")
+    assert str(caught.value) == "'12XB' is not a size: use bytes or a number with K, M or G (KiB, MiB, GiB; powers of 1024)"
 
 
 def test_crc32_is_big_endian_base64():
@@ -181,15 +220,25 @@ def test_part_crc32s_match_each_part(blob, part_size, block):
     assert [base64.b64encode(crc).decode() for crc in digest.part_crc32s[part_size]] == [crc32_b64(p) for p in parts]
 
 
-def test_hash_range_reads_exactly_the_range(blob):
+@pytest.mark.parametrize("block", [333, 2499, 2500, 2501, 1])
+def test_hash_range_reads_exactly_the_range(blob, block):
     path, data = blob
-    md5, crc = hash_range(path, 1000, 2500, md5=True, crc32=True, block=333)
+    md5, crc = hash_range(path, 1000, 2500, md5=True, crc32=True, block=block)
     assert md5 == hashlib.md5(data[1000:3500]).digest()
     assert base64.b64encode(crc).decode() == crc32_b64(data[1000:3500])
-    assert hash_range(path, 0, 10, md5=True) == (hashlib.md5(data[:10]).digest(), None)
+    assert hash_range(path, 0, 10, md5=True, block=block) == (hashlib.md5(data[:10]).digest(), None)
+
+
+def test_hash_range_for_a_crc32_upload_computes_no_md5(blob):
+    # A part re-read for a CRC32 upload: MD5, the costlier hash, is not computed.
+    path, data = blob
+    crc = base64.b64decode(crc32_b64(data[4096:5120]))
+    assert hash_range(path, 4096, 1024, crc32=True) == (None, crc)
+    assert hash_range(path, 4096, 1024, md5=False, crc32=True, block=100) == (None, crc)
 
 
 def test_hash_range_past_the_end_says_the_file_changed(blob):
     path, data = blob
-    with pytest.raises(OSError, match="3 bytes shorter than expected"):
+    with pytest.raises(OSError) as caught:
         hash_range(path, len(data) - 10, 13, md5=True)
+    assert str(caught.value) == "%s is 3 bytes shorter than expected: it changed while it was read" % path
