@@ -287,6 +287,8 @@ def main() -> int:
     args = parser.parse_args()
     if not args.no_deploy:
         run([str(BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/provision.yml"])
+        # the predictors read the weights from S3: without them every model fails to start
+        run([str(BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/upload_model.yml"])
         run([str(BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/deploy.yml",
              "-e", "serving_enforce_state=true"])
     api = config.new_client_from_config(str(testbed.KUBECONFIG))
