@@ -46,7 +46,7 @@ test: test-unit test-mutation-fast test-sanity test-lint test-build testbed-up t
 
 test-unit: deps
 	cd collections && $(BIN)/python -m pytest -q -p no:cacheprovider ansible_collections/rhoai/gpuaas/tests/unit
-	$(PY) -m pytest -q -p no:cacheprovider tests/testbed tests/test_aap_config.py tests/test_kind_scenario.py tests/test_inventory_schema.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/testbed tests/test_aap_config.py tests/test_rbac_manifests.py tests/test_kind_scenario.py tests/test_inventory_schema.py
 
 test-sanity: deps
 	cd $(COLLECTION) && $(BIN)/ansible-test sanity --python 3.11 --color no

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +60,24 @@ def k8s(kubeconfig: str) -> client.ApiClient:
 @pytest.fixture(scope="session")
 def s3_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in (testbed.STATE / "s3.env").read_text().split())
+
+
+def service_account_kubeconfig(k8s: client.ApiClient, admin_kubeconfig: str, namespace: str, name: str,
+                               path: Path) -> str:
+    """Write a kubeconfig that authenticates as ServiceAccount namespace/name, nothing else; return its path.
+
+    The token comes from the TokenRequest API (an hour, like `oc create token`), the cluster and its CA from
+    the admin kubeconfig: a client using it has exactly the RBAC bound to that account.
+    """
+    token = client.CoreV1Api(k8s).create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    cluster = yaml.safe_load(Path(admin_kubeconfig).read_text())["clusters"][0]["cluster"]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": "testbed", "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name}}]}))
+    return str(path)
 
 
 def ansible_env(kubeconfig: str | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ from kubernetes import client
 
 import _kueue_objects as ko
 from _poll import wait_for
+from conftest import service_account_kubeconfig
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -55,17 +56,7 @@ def workbench_kubeconfig(k8s: client.ApiClient, namespace: str, kubeconfig: str,
         for subject in doc.get("subjects", []):
             subject.update(name=SERVICE_ACCOUNT, namespace=namespace)
         ko.create(k8s, doc)
-    token = core.create_namespaced_service_account_token(
-        SERVICE_ACCOUNT, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
-    admin = yaml.safe_load(Path(kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    path = tmp_path / "workbench.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "workbench",
-        "clusters": [{"name": "testbed", "cluster": cluster}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "workbench", "context": {"cluster": "testbed", "user": SERVICE_ACCOUNT}}]}))
-    yield str(path)
+    yield service_account_kubeconfig(k8s, kubeconfig, namespace, SERVICE_ACCOUNT, tmp_path / "workbench.kubeconfig")
     for doc in cluster_scoped:
         ko.delete(k8s, doc["apiVersion"], doc["kind"], doc["metadata"]["name"])
 

@@ -20,7 +20,7 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils import isvc as kserve
 from ansible_collections.rhoai.gpuaas.plugins.module_utils import kueue
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.gpu_view import find_model, read_view, render
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import REQUEST_TIMEOUT, error_message
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import REQUEST_TIMEOUT, error_message, is_rbac_refusal
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import Source, WaitError, wait_for
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.lease import Lease, default_identity
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.tracking import Tracker, model_sources
@@ -110,6 +110,11 @@ def probe_kueue(client: Any, kueue_api: str, namespace: str, queue_name: str) ->
         if getattr(exc, "status", None) is None:
             return "Kueue did not answer a dry-run Workload within {0}s ({1}): is its controller running?".format(
                 PROBE_SECONDS, type(exc).__name__)
+        if is_rbac_refusal(exc):
+            # Not Kueue's verdict: the request never reached its webhook.
+            return ("this identity may not ask Kueue: the probe is a dry-run create of a Workload in {0}, authorised "
+                    "like a real one (grant create on workloads.kueue.x-k8s.io; nothing is stored): {1}".format(
+                        namespace, error_message(exc)))
         return "Kueue refused a dry-run Workload after {0:.1f}s: {1}".format(time.monotonic() - started, error_message(exc))
     return None
 
@@ -161,7 +166,7 @@ class Handover:
         try:
             view = self.view()
         except Exception as exc:
-            self.result["board"] = [title, "  (board unavailable: {0})".format(exc)]
+            self.result["board"] = [title, "  (board unavailable: {0})".format(error_message(exc))]
             return
         self.result.update(board=render(view, title), outgoing=find_model(view, self.out),
                            incoming=find_model(view, self.inc), used=view["used"], nominal=view["nominal"])

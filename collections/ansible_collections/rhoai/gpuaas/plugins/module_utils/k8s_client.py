@@ -22,7 +22,7 @@ Public API (stable; other modules build on it):
     ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
 ``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
-    ``error_message(exc)`` (one line for an ApiException, no headers).
+    ``is_rbac_refusal(exc)``, ``error_message(exc)`` (one line for an ApiException, no headers).
 ``standalone_client(kubeconfig="", context=None) -> Client``
     The same Client without Ansible (the GPU Switchboard notebook): a kubeconfig file, else
     the pod's service account in a cluster, else the default kubeconfig
@@ -125,6 +125,15 @@ def is_retriable(exc: BaseException) -> bool:
     if urllib3 is not None and isinstance(exc, urllib3.exceptions.HTTPError):
         return True
     return isinstance(exc, (OSError, ConnectionError))
+
+
+def is_rbac_refusal(exc: BaseException) -> bool:
+    """True for a 403 from the API server's authorizer: the identity lacks the verb on the resource.
+
+    An admission webhook may answer 403 too (Kueue's do); only the authorizer's Status message reads
+    ``<resource> is forbidden: User "<name>" cannot <verb> ...``.
+    """
+    return getattr(exc, "status", None) == 403 and ' is forbidden: User "' in error_message(exc)
 
 
 def error_message(exc: BaseException) -> str:

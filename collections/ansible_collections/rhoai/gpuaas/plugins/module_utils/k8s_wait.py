@@ -44,7 +44,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
-from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import is_retriable
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import error_message, is_retriable
 
 State = Dict[str, List[Dict[str, Any]]]
 ListFn = Callable[[], Tuple[List[Dict[str, Any]], str]]
@@ -256,9 +256,9 @@ def _run_source(
 
 
 def _one_line(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    text = str(reason if reason is not None else exc)
-    return " ".join(text.split())[:300]
+    """An error in one short line: for an API answer its status and the Status message, which names the
+    verb, resource and user of a 403 (its reason alone says only "Forbidden"); else the innermost reason."""
+    return " ".join(error_message(exc).split())[:300]
 
 
 def wait_for(

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ansible_collections.rhoai.gpuaas.plugins.module_utils import kueue
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.isvc import deployment_name
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import error_message
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import wait_for
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.tracking import Tracker, model_sources
 
@@ -76,7 +77,7 @@ def follow(client: Any, params: Dict[str, Any], warn: Callable[[str], None]) -> 
     try:
         summary.update(usage_of(client, api_version, params["namespace"], params["cluster_queue"], summary["workloads"]))
     except Exception as exc:  # usage is a bonus: never hide the wait's own outcome
-        warn("Could not read ClusterQueue usage: {0}".format(exc))
+        warn("Could not read ClusterQueue usage: {0}".format(error_message(exc)))
     summary.update(api_version=api_version, reached=reached, changed=False)
     if error is not None:
         raise GpuaasError(error.msg, **summary)

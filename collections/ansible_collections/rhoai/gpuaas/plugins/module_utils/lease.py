@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import error_message
 
 API_VERSION = "coordination.k8s.io/v1"
 KIND = "Lease"
@@ -143,7 +144,7 @@ class Lease:
                 self.client.patch(API_VERSION, KIND, self.name, self.namespace,
                                   {"spec": {"renewTime": _stamp(_now())}})
             except Exception as exc:  # keep trying: the Lease lasts `duration` seconds
-                self.lost = "renewing the Lease failed: {0}".format(exc)
+                self.lost = "renewing the Lease failed: {0}".format(error_message(exc))
 
     def release(self) -> None:
         self._stop.set()

@@ -4,8 +4,9 @@
 It honours what it is given - label and field selectors, resourceVersions (watches start
 after them, a PUT with a stale one answers 409), ``dry_run`` (admission runs, nothing is
 stored) - and records every write, so a test can assert what a module sent. ``on_write``
-hooks play controllers (KServe deleting a stopped model's pods, Kueue admitting) and
-``refuse`` plays a webhook that says no.
+hooks play controllers (KServe deleting a stopped model's pods, Kueue admitting),
+``refuse`` plays a webhook that says no, and ``forbid`` plays RBAC: a (verb, kind) pair
+in it is answered as kube-apiserver's authorizer answers it (``rbac_refusal``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 Obj = Dict[str, Any]
 Key = Tuple[str, str, str, str]
@@ -30,6 +31,30 @@ class FakeApiError(Exception):
         self.status = status
         self.reason = message
         self.body = json.dumps({"kind": "Status", "message": message})
+
+
+def rbac_refusal(verb: str, resource: str, api_version: str, name: Optional[str] = None,
+                 namespace: Optional[str] = None,
+                 user: str = "system:serviceaccount:rhoai-gpuaas-jobs:gpuaas-handover") -> Exception:
+    """kubernetes' own ApiException as the authorizer's 403 reaches a client: reason "Forbidden", the response
+    headers in its str(), and the Status message naming the user, verb and resource only in its body.
+
+    ``resource`` is the plural, with the subresource if any (``deployments/scale``).
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    group = api_version.rpartition("/")[0]
+    plural = resource.split("/")[0]
+    scope = 'in the namespace "{0}"'.format(namespace) if namespace else "at the cluster scope"
+    message = '{0}{1} is forbidden: User "{2}" cannot {3} resource "{4}" in API group "{5}" {6}'.format(
+        plural + ("." + group if group else ""), ' "{0}"'.format(name) if name else "", user, verb, resource,
+        group, scope)
+    error = ApiException(status=403, reason="Forbidden")
+    error.headers = {"Audit-Id": "5d1c0f2e", "Content-Type": "application/json"}
+    error.body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                             "message": message, "reason": "Forbidden",
+                             "details": {"name": name, "group": group, "kind": plural}, "code": 403})
+    return error
 
 
 def _match_label(labels: Dict[str, str], term: str) -> bool:
@@ -104,6 +129,7 @@ class FakeCluster:
         self.served = served if served is not None else {"kueue.x-k8s.io": ["v1beta2", "v1beta1"]}
         self.on_write: List[Callable[["FakeCluster", str, Obj], None]] = []
         self.refuse: Dict[Tuple[str, str], str] = {}
+        self.forbid: Set[Tuple[str, str]] = set()
         self.host = "https://fake.invalid:6443"
 
     # ------------------------------------------------------------ store
@@ -150,6 +176,13 @@ class FakeCluster:
         if message:
             raise FakeApiError(403, 'admission webhook denied the request: {0}'.format(message))
 
+    def _authorize(self, verb: str, api_version: str, kind: str, name: Optional[str] = None,
+                   namespace: Optional[str] = None, subresource: str = "") -> None:
+        """``forbid`` holds (verb, kind), or (verb, "Kind/subresource"): refused as RBAC refuses."""
+        if (verb, kind + ("/" + subresource if subresource else "")) in self.forbid:
+            resource = kind.lower() + "s" + ("/" + subresource if subresource else "")
+            raise rbac_refusal(verb, resource, api_version, name, namespace)
+
     def _served(self, api_version: str) -> None:
         group, _slash, version = api_version.rpartition("/")
         if group in self.served and version not in self.served[group]:
@@ -159,11 +192,13 @@ class FakeCluster:
 
     def get(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> Optional[Obj]:
         self._served(api_version)
+        self._authorize("get", api_version, kind, name, namespace)
         return self.find(api_version, kind, name, namespace)
 
     def list(self, api_version: str, kind: str, namespace: Optional[str] = None, label_selector: Optional[str] = None,
              field_selector: Optional[str] = None) -> Tuple[List[Obj], str]:
         self._served(api_version)
+        self._authorize("list", api_version, kind, None, namespace)
         with self.cond:
             items = [copy.deepcopy(o) for (av, k, ns, _name), o in sorted(self.objects.items())
                      if av == api_version and k == kind and (namespace is None or ns == namespace)
@@ -172,6 +207,7 @@ class FakeCluster:
 
     def watch(self, api_version: str, kind: str, resource_version: str, timeout: int, namespace: Optional[str] = None,
               label_selector: Optional[str] = None, field_selector: Optional[str] = None) -> Iterator[Obj]:
+        self._authorize("watch", api_version, kind, None, namespace)
         since = int(resource_version or 0)
         deadline = time.monotonic() + timeout
         sent = 0
@@ -203,14 +239,18 @@ class FakeCluster:
     def patch(self, api_version: str, kind: str, name: str, namespace: Optional[str], body: Any,
               content_type: str = "application/merge-patch+json", dry_run: bool = False) -> Obj:
         assert content_type == "application/merge-patch+json", content_type
-        current = self.get(api_version, kind, name, namespace)
+        self._served(api_version)
+        self._authorize("patch", api_version, kind, name, namespace)
+        current = self.find(api_version, kind, name, namespace)
         if current is None:
             raise FakeApiError(404, '{0} "{1}" not found'.format(kind, name))
         return self._write("patch", merge_patch(current, body), dry_run, body=body)
 
     def patch_scale(self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int,
                     dry_run: bool = False) -> Obj:
-        current = self.get(api_version, kind, name, namespace)
+        self._served(api_version)
+        self._authorize("patch", api_version, kind, name, namespace, subresource="scale")
+        current = self.find(api_version, kind, name, namespace)
         if current is None:
             raise FakeApiError(404, '{0} "{1}" not found'.format(kind, name))
         updated = merge_patch(current, {"spec": {"replicas": int(replicas)}})
@@ -222,6 +262,7 @@ class FakeCluster:
         self._served(body["apiVersion"])
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
+        self._authorize("create", obj["apiVersion"], obj["kind"], None, meta.get("namespace"))
         if not meta.get("name"):
             meta["name"] = meta.get("generateName", "obj-") + "x1y2z"
         if self.find(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")):
@@ -230,6 +271,7 @@ class FakeCluster:
 
     def replace(self, body: Obj, dry_run: bool = False) -> Obj:
         meta = body.get("metadata") or {}
+        self._authorize("update", body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
         current = self.find(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
         if current is None:
             raise FakeApiError(404, '{0} "{1}" not found'.format(body["kind"], meta["name"]))
@@ -239,6 +281,7 @@ class FakeCluster:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None,
                dry_run: bool = False) -> None:
+        self._authorize("delete", api_version, kind, name, namespace)
         current = self.find(api_version, kind, name, namespace)
         self.writes.append({"verb": "delete", "dry_run": dry_run, "kind": kind, "name": name})
         if current is not None and not dry_run:

@@ -115,6 +115,30 @@ def test_kueue_not_answering_the_probe_refuses_the_handover(cluster: FakeCluster
     assert stop_of(cluster, OUT) == "false"
 
 
+def test_an_identity_that_may_not_create_workloads_is_told_so_not_that_kueue_refused(cluster: FakeCluster) -> None:
+    """The probe is a dry-run create, authorised like a real one: RBAC answers before Kueue's webhook is asked."""
+    cluster.forbid.add(("create", "Workload"))
+    with pytest.raises(ho.HandoverError) as err:
+        ho.hand_over(cluster, params(), check_mode=False)
+    assert str(err.value) == (
+        "Handover refused before any change (Kueue is acting): this identity may not ask Kueue: the probe is a "
+        "dry-run create of a Workload in private-ai, authorised like a real one (grant create on "
+        "workloads.kueue.x-k8s.io; nothing is stored): HTTP 403: workloads.kueue.x-k8s.io is forbidden: User "
+        '"system:serviceaccount:rhoai-gpuaas-jobs:gpuaas-handover" cannot create resource "workloads" in API group '
+        '"kueue.x-k8s.io" in the namespace "private-ai"')
+    assert cluster.written(dry_run=False) == [] and stop_of(cluster, OUT) == "false"
+
+
+def test_a_board_the_identity_may_not_read_is_one_line_in_the_result(cluster: FakeCluster) -> None:
+    handover = ho.Handover(cluster, params(), o.KUEUE, check_mode=False)
+    cluster.forbid.add(("get", "ClusterQueue"))
+    handover.report("Step 3 FAILED")
+    assert handover.result["board"] == ["Step 3 FAILED", (
+        '  (board unavailable: HTTP 403: clusterqueues.kueue.x-k8s.io "rhoai-main-queue" is forbidden: User '
+        '"system:serviceaccount:rhoai-gpuaas-jobs:gpuaas-handover" cannot get resource "clusterqueues" in API group '
+        '"kueue.x-k8s.io" at the cluster scope)')]
+
+
 def test_the_probe_is_a_dry_run_of_a_valid_workload(cluster: FakeCluster) -> None:
     assert ho.probe_kueue(cluster, o.KUEUE, o.NS, "default") is None
     probe = cluster.written("create")[0]

@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.rhoai.gpuaas.plugins.module_utils import k8s_client
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import K8sUnreachable
+from ansible_collections.rhoai.gpuaas.tests.unit.plugins.fake_cluster import FakeApiError, rbac_refusal
 
 
 def test_a_restarting_api_server_is_retried_until_it_answers(monkeypatch) -> None:
@@ -56,3 +57,12 @@ def test_the_probe_marks_5xx_and_no_connection_retriable_but_not_401() -> None:
     assert k8s_client._unreachable(ConnectionRefusedError("refused"), "h", "c", "x").retriable is True
     assert k8s_client._unreachable(Answer(401), "h", "c", "x").retriable is False
     assert k8s_client._unreachable(Answer(404), "h", "c", "x") is None
+
+
+def test_an_rbac_refusal_is_told_from_a_webhook_refusal() -> None:
+    """Both answer 403; only the authorizer's says which user may not do which verb."""
+    assert k8s_client.is_rbac_refusal(rbac_refusal("create", "workloads", "kueue.x-k8s.io/v1beta1", None, "ns"))
+    webhook = FakeApiError(403, 'admission webhook "vworkload.kb.io" denied the request: spec.podSets: Required value')
+    assert not k8s_client.is_rbac_refusal(webhook)
+    assert not k8s_client.is_rbac_refusal(FakeApiError(404, 'workloads.kueue.x-k8s.io "w" not found'))
+    assert not k8s_client.is_rbac_refusal(ConnectionRefusedError("refused"))

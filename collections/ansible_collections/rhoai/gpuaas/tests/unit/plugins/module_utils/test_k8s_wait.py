@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import queue
 import threading
 import time
@@ -26,11 +27,12 @@ from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import (
 
 
 class FakeApiError(Exception):
-    """Shaped like kubernetes' ApiException: only ``status`` matters to the waiter."""
+    """Shaped like kubernetes' ApiException without a body: ``status`` and the HTTP ``reason``."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__("HTTP {0}".format(status))
+    def __init__(self, status: int, reason: str = "Forbidden") -> None:
+        super().__init__("({0})\nReason: {1}\nHTTP response headers: {{}}".format(status, reason))
         self.status = status
+        self.reason = reason
 
 
 class FakeApi:
@@ -233,7 +235,7 @@ def test_non_retriable_error_stops_at_once():
     with pytest.raises(WaitApiError) as err:
         wait_for([api.source("a")], lambda s: True, timeout=5)
     assert err.value.cause.status == 403
-    assert str(err.value) == "API error while waiting for the expected state (a): HTTP 403"
+    assert str(err.value) == "API error while waiting for the expected state (a): HTTP 403: Forbidden"
     assert api.list_calls == 1
 
 
@@ -393,7 +395,26 @@ def test_long_api_errors_are_cut():
     api.list_errors[0].reason = "x" * 400
     with pytest.raises(WaitApiError) as err:
         wait_for([api.source("a")], lambda s: True, timeout=5, description="d")
-    assert str(err.value) == "API error while waiting for d (a): " + "x" * 300
+    assert str(err.value) == "API error while waiting for d (a): " + ("HTTP 403: " + "x" * 400)[:300]
+
+
+def test_a_refused_watch_names_the_verb_resource_and_user_in_one_line():
+    """kubernetes' own ApiException of a 403: its reason says only "Forbidden"; the Status message says what
+    the identity may not do, and the headers stay out."""
+    from kubernetes.client.exceptions import ApiException
+
+    message = ('workloads.kueue.x-k8s.io is forbidden: User "system:serviceaccount:jobs:gpuaas-handover" cannot '
+               'watch resource "workloads" in API group "kueue.x-k8s.io" in the namespace "private-ai"')
+    refused = ApiException(status=403, reason="Forbidden")
+    refused.headers = {"Audit-Id": "0b1c", "Content-Type": "application/json"}
+    refused.body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                               "reason": "Forbidden", "code": 403})
+    api = FakeApi()
+    api.list_errors = [refused]
+    with pytest.raises(WaitApiError) as err:
+        wait_for([api.source("workloads")], lambda s: True, timeout=5, description="the models")
+    assert str(err.value) == "API error while waiting for the models (workloads): HTTP 403: " + message
+    assert err.value.cause is refused
 
 
 def test_bookmarks_move_the_version_and_objects_without_uid_are_keyed_by_name():

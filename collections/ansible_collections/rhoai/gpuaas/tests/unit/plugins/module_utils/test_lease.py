@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 
@@ -78,7 +79,21 @@ def test_renewal_keeps_the_lease_fresh() -> None:
     lease = Lease(cluster, NS, NAME, "me", duration=1)
     lease.acquire()
     first = stored(cluster)["spec"]["renewTime"]
-    import time
     time.sleep(0.8)
     assert stored(cluster)["spec"]["renewTime"] != first and lease.lost is None
     lease.release()
+
+
+def test_a_renewal_the_identity_may_not_make_is_reported_in_one_line() -> None:
+    cluster = FakeCluster()
+    lease = Lease(cluster, NS, NAME, "me", duration=1)
+    lease.acquire()
+    cluster.forbid.add(("patch", "Lease"))
+    deadline = time.monotonic() + 5
+    while lease.lost is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lease.release()
+    assert lease.lost == (
+        'renewing the Lease failed: HTTP 403: leases.coordination.k8s.io "rhoai-gpuaas-handover" is forbidden: User '
+        '"system:serviceaccount:rhoai-gpuaas-jobs:gpuaas-handover" cannot patch resource "leases" in API group '
+        '"coordination.k8s.io" in the namespace "private-ai"')

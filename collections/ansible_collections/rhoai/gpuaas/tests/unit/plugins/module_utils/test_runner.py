@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.errors import GpuaasError
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_wait import WaitTimeout
 from ansible_collections.rhoai.gpuaas.plugins.module_utils.runner import run_module
-from ansible_collections.rhoai.gpuaas.tests.unit.plugins.fake_cluster import FakeApiError
+from ansible_collections.rhoai.gpuaas.tests.unit.plugins.fake_cluster import FakeApiError, rbac_refusal
 
 
 class Ended(Exception):
@@ -72,3 +72,17 @@ def test_redact_applies_to_every_message() -> None:
     def body(m):
         raise GpuaasError("bad key s3cr3t")
     assert run(body, redact=lambda t: t.replace("s3cr3t", "********")).failed["msg"] == "bad key ********"
+
+
+def test_an_rbac_refusal_names_the_user_verb_and_resource_without_headers() -> None:
+    """kubernetes' own ApiException, as a ServiceAccount bound to aap/rbac/handover.yaml gets it for a scale."""
+    refusal = rbac_refusal("patch", "deployments/scale", "apps/v1", "mistral-3-int4-predictor", "private-ai")
+    assert "HTTP response headers" in str(refusal)  # what the module must not show
+
+    def body(m):
+        raise refusal
+    failed = run(body).failed
+    assert failed["msg"] == (
+        'Kubernetes API error: HTTP 403: deployments.apps "mistral-3-int4-predictor" is forbidden: User '
+        '"system:serviceaccount:rhoai-gpuaas-jobs:gpuaas-handover" cannot patch resource "deployments/scale" '
+        'in API group "apps" in the namespace "private-ai"')
