@@ -62,12 +62,15 @@ def users(workloads: List[Dict[str, Any]], name: str) -> List[str]:
 
 def _create(client: Any, body: Dict[str, Any], cluster_queue: str, dry_run: bool) -> None:
     """Create the LocalQueue; the operator may have just made it (from the defaults set above): fine if it points right."""
+    meta = body["metadata"]
     try:
         client.create(body, dry_run=dry_run)
     except Exception as exc:
+        if getattr(exc, "status", None) == 404:  # the kind is served (discovery found it): the namespace is missing
+            raise GpuaasError("Namespace {0} does not exist: create it first (the serving role applies it), or fix "
+                              "namespace".format(meta["namespace"])) from None
         if getattr(exc, "status", None) != 409:
             raise
-        meta = body["metadata"]
         made = client.get(body["apiVersion"], "LocalQueue", meta["name"], meta["namespace"]) or {}
         if (made.get("spec") or {}).get("clusterQueue") != cluster_queue:
             raise GpuaasError("LocalQueue {0}/{1} was created meanwhile by someone else (the RHOAI operator?) for "
@@ -80,6 +83,13 @@ def ensure(client: Any, params: Dict[str, Any], check_mode: bool, want_diff: boo
     """local_queue's whole run; see the module docstring."""
     namespace, name, cq = params["namespace"], params["name"], params["cluster_queue"]
     api = kueue.detect_api_version(client, params["kueue_api_version"])
+    # Bad input fails here, before the DataScienceCluster's defaults are written: a queue for a ClusterQueue
+    # that does not exist admits nothing, and a namespace that does not exist cannot hold the queue.
+    if client.get(api, "ClusterQueue", cq) is None:
+        raise GpuaasError("ClusterQueue {0} does not exist: create it first (the serving role applies it before the "
+                          "LocalQueue), or fix cluster_queue".format(cq))
+    if client.get(api, "LocalQueue", name, namespace) is None:
+        _create(client, local_queue_body(api, namespace, name, cq), cq, True)
     actions: List[str] = []
     result: Dict[str, Any] = {"changed": False, "actions": actions}
     before: Dict[str, Any] = {}
