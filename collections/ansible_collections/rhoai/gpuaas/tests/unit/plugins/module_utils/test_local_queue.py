@@ -73,6 +73,7 @@ def test_a_queue_in_use_is_never_deleted() -> None:
     with pytest.raises(GpuaasError, match=r"cannot be replaced while Workloads queue through it \(pod-m-predictor-abc12-1a2b3\)"):
         lq.ensure(c, params(), False, False, lambda m: None)
     assert c.find(o.KUEUE, "LocalQueue", "default", o.NS) is not None and not c.written("delete")
+    assert not c.written("patch"), "the DataScienceCluster's defaults were changed although the task failed"
 
 
 def test_replace_false_refuses_with_the_fix() -> None:
@@ -80,6 +81,7 @@ def test_replace_false_refuses_with_the_fix() -> None:
     c.add(o.local_queue(cq="default"))
     with pytest.raises(GpuaasError, match="Allow its replacement with replace=true"):
         lq.ensure(c, params(replace=False), False, False, lambda m: None)
+    assert c.writes == []
 
 
 def test_check_mode_dry_runs_every_write() -> None:
