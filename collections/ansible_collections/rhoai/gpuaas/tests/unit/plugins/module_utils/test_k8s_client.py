@@ -19,12 +19,12 @@ class Discovery:
         self.resources = self
 
     def get(self, api_version: str, kind: str) -> str:
-        group, _, version = api_version.rpartition("/")
+        group, _slash, version = api_version.rpartition("/")
         if version not in self.served.get(group, []):
             raise ResourceNotFoundError("No matches found for {'api_version': %r, 'kind': %r}" % (api_version, kind))
         return "resource " + kind
 
-    def request(self, method: str, path: str, **_: Any) -> Any:
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
         group = path.split("/")[2]
         if group not in self.served:
             raise type("ApiException", (Exception,), {"status": 404})()
