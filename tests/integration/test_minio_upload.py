@@ -1,4 +1,7 @@
-"""rhoai.gpuaas.minio_upload against the testbed's S3 store, run through `ansible` like a user would."""
+"""rhoai.gpuaas.minio_upload against the testbed's S3 store, run through `ansible` like a user would.
+
+Bad input (wrong types, missing objects, unreachable endpoints, ...) is in test_bad_inputs.py.
+"""
 from __future__ import annotations
 
 import base64
@@ -14,7 +17,7 @@ import pytest
 
 import testbed
 from _poll import wait_for
-from _s3_helpers import (MiB, bucket_exists, client, closed_port, download_sha256, kill_tree, kill_when, module_args,
+from _s3_helpers import (MiB, bucket_exists, client, download_sha256, kill_tree, kill_when, module_args,
                          purge, result_of, run_raw, sha256_file, snapshot, start_module, unique_bucket, uploads,
                          wait_settled, write_random)
 from processes import pid_of, start, stop, wait_healthy
@@ -196,32 +199,6 @@ def test_check_mode_leaves_a_stale_multipart_upload_alone(run_module: Callable[.
     assert snapshot(s3, bucket) == {}
     done = run_module("minio_upload", args)  # a real run aborts it: ours would have a journal record
     assert done["aborted_uploads"] == 1 and uploads(s3, bucket) == []
-
-
-@pytest.mark.parametrize("field,fix", [("secret_key", "the signature does not match: check secret_key"),
-                                       ("access_key", "the server does not know this access key: check access_key")])
-def test_bad_credentials_name_the_parameter(run_module: Callable[..., dict], s3_env: dict, s3: Any, bucket: str,
-                                            model: Path, field: str, fix: str) -> None:
-    """The testbed's SeaweedFS has one identity (s3.json): it refuses any other key or secret, as S3 does."""
-    args = module_args(s3_env, src=str(model), bucket=bucket)
-    args[field] = "WRONG" + args[field][::-1]
-    result = run_module("minio_upload", args, expect_fail=True)
-    assert result["msg"].startswith(f"listing s3://{bucket}/: {fix}"), result["msg"]
-    assert snapshot(s3, bucket) == {}
-
-
-def test_unreachable_endpoint_names_endpoint_url(run_module: Callable[..., dict], s3_env: dict, model: Path) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
-    result = run_module("minio_upload", module_args(s3_env, src=str(model), bucket="any", endpoint_url=url), expect_fail=True)
-    assert f"cannot connect to endpoint_url {url}" in result["msg"] and "check endpoint_url" in result["msg"]
-
-
-def test_missing_source_fails_before_touching_s3(run_module: Callable[..., dict], s3_env: dict, s3: Any, bucket: str,
-                                                 tmp_path: Path) -> None:
-    result = run_module("minio_upload", module_args(s3_env, src=str(tmp_path / "nope"), bucket=bucket, delete=True),
-                        expect_fail=True)
-    assert "does not exist: set src" in result["msg"]
-    assert snapshot(s3, bucket) == {}
 
 
 def test_secrets_never_in_result_or_verbose_output(run_module: Callable[..., dict], s3_env: dict, bucket: str,
@@ -436,42 +413,3 @@ def test_s3_server_killed_during_a_multipart_upload_then_resumed(run_module: Cal
         key = "big/" + path.name
         assert download_sha256(s3, bucket, key) == sha256_file(path), key
     assert uploads(s3, bucket) == []
-
-
-BAD_INPUTS = [
-    ("concurrency", "many", "concurrency"),
-    ("concurrency", -1, "concurrency must be between 1 and 256, got -1"),
-    ("part_size", "-5MiB", "part_size: '-5MiB' is not a size"),
-    ("part_size", "1MiB", "part_size must be between 5MiB and 5GiB"),
-    ("bucket", "Bad_Bucket", "bucket 'Bad_Bucket' is not a valid S3 bucket name"),
-    ("bucket", "ab", "fix bucket"),
-    ("prefix", "models/../x", "fix prefix"),
-    ("endpoint_url", "minio.example:9000", "fix endpoint_url"),
-    ("endpoint_url", "CLOSED", "cannot connect to endpoint_url"),
-    ("access_key", "WRONG", "check access_key"),
-    ("secret_key", "WRONG", "check secret_key"),
-    ("compare", "sometimes", "compare"),
-]
-
-
-@pytest.mark.parametrize("option,value,message", BAD_INPUTS, ids=[f"{o}={v}" for o, v, _ in BAD_INPUTS])
-def test_bad_inputs_fail_clearly_and_change_nothing(s3_env: dict, s3: Any, bucket: str, model: Path, tmp_path: Path,
-                                                    option: str, value: Any, message: str) -> None:
-    s3.put_object(Bucket=bucket, Key="m/keep.json", Body=b"{}")
-    before = (snapshot(s3, bucket), sorted(b["Name"] for b in s3.list_buckets()["Buckets"]), uploads(s3, bucket))
-    if value == "CLOSED":
-        value = f"http://127.0.0.1:{closed_port()}"
-    if value == "WRONG":
-        value = "WRONG-" + s3_env[{"access_key": "AWS_ACCESS_KEY_ID", "secret_key": "AWS_SECRET_ACCESS_KEY"}[option]][::-1]
-    args = {**module_args(s3_env, src=str(model), bucket=bucket, prefix="m", delete=True, part_size="5MiB",
-                          state_dir=str(tmp_path / "state")), option: value}
-    proc = run_raw("minio_upload", args, "-vvv", **s3_env)
-    output = proc.stdout + proc.stderr
-    result = result_of(proc.stdout, proc.stderr)
-    assert proc.returncode != 0 and result["failed"] is True
-    assert message in result["msg"], result["msg"]
-    assert "Traceback" not in output and "exception" not in result
-    for secret in (s3_env["AWS_SECRET_ACCESS_KEY"], value if option == "secret_key" else None):
-        assert not secret or secret not in output
-    assert (snapshot(s3, bucket), sorted(b["Name"] for b in s3.list_buckets()["Buckets"]), uploads(s3, bucket)) == before
-    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.json"))

@@ -2,6 +2,8 @@
 
 The REST server and its database are the real ones; the module is run through `ansible` as a
 playbook task would run it.
+
+Bad input (wrong types, missing objects, unreachable endpoints, ...) is in test_bad_inputs.py.
 """
 from __future__ import annotations
 
@@ -158,11 +160,3 @@ def test_module_stores_an_oci_modelcar_as_given_and_check_mode_creates_nothing(
     status, listing = call(registry_url, "GET", f"/model_versions/{done['model_version']['id']}/artifacts")
     assert [a["uri"] for a in listing["items"]] == [OCI]
     assert register(name=name, version="1.5", uri=OCI)["changed"] is False
-
-
-def test_module_fails_clearly_on_a_wrong_url_and_a_doubled_scheme(register: Callable[..., dict],
-                                                                   registry_url: str) -> None:
-    wrong = register(expect_fail=True, url=registry_url + "/not-here", name="x", version="1", uri=OCI)
-    assert wrong["msg"].startswith(f"url: {registry_url}/not-here has no {API}/registered_model (HTTP 404)")
-    doubled = register(expect_fail=True, name="x", version="1", uri="s3://" + OCI, s3_endpoint="http://127.0.0.1:1")
-    assert "nests a second scheme" in doubled["msg"]

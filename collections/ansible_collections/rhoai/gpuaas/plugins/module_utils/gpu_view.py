@@ -369,6 +369,9 @@ def follow(client: Any, kueue_api: str, namespace: str, cluster_queues: Sequence
 
 def board(client: Any, params: Dict[str, Any]) -> Obj:
     """gpu_board's whole run: the view (awaited when ``expect`` is given), rendered and explained."""
+    if params["wait_timeout"] <= 0:
+        # Otherwise an unmet ``expect`` would end as a timeout "after -1s", naming no option.
+        raise GpuaasError("wait_timeout must be > 0, got {0}".format(params["wait_timeout"]))
     kueue_api = kueue.detect_api_version(client, params["kueue_api_version"])
     expect = {name: str(state).upper() for name, state in (params["expect"] or {}).items()}
     bad = [s for s in expect.values() if s not in STATES]

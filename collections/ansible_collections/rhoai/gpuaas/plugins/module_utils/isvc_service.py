@@ -190,7 +190,13 @@ def merge_definition(client: Any, definition: Dict[str, Any], check_mode: bool, 
         raise GpuaasError("definition needs metadata.name and metadata.namespace")
     current = client.get(kserve.API_VERSION, kserve.KIND, name, namespace)
     if current is None:
-        created = client.create(dict(definition, apiVersion=kserve.API_VERSION, kind=kserve.KIND), dry_run=check_mode)
+        try:
+            created = client.create(dict(definition, apiVersion=kserve.API_VERSION, kind=kserve.KIND), dry_run=check_mode)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 404:  # the kind is served (discovery found it): the namespace is missing
+                raise
+            raise GpuaasError("Namespace {0} (definition's metadata.namespace) does not exist: create it first (the "
+                              "serving role applies it), or fix the definition".format(namespace)) from None
         result: Dict[str, Any] = {"changed": True, "method": "create", "isvc": kserve.isvc_summary(created)}
         if want_diff:
             result["diff"] = {"before": {}, "after": _desired_part(created)}

@@ -21,8 +21,9 @@ Public API (stable; other modules build on it):
     ``patch(...)``, ``patch_scale(...)``, ``create(...)``, ``replace(...)``, ``delete(...)`` (all with
     ``dry_run``), ``get_raw(path)``, ``served_versions(group)``,
     plus ``dynamic`` (``kubernetes.dynamic.DynamicClient``) and ``host``.
-``K8sError`` (base), ``K8sUnreachable``; ``is_not_found(exc)``, ``is_retriable(exc)``,
-    ``is_rbac_refusal(exc)``, ``error_message(exc)`` (one line for an ApiException, no headers).
+``K8sError`` (base), ``K8sUnreachable``, ``NotServed`` (``not_served(...)`` builds it);
+    ``is_not_found(exc)``, ``is_retriable(exc)``, ``is_rbac_refusal(exc)``,
+    ``error_message(exc)`` (one line for an ApiException, no headers).
 ``standalone_client(kubeconfig="", context=None) -> Client``
     The same Client without Ansible (the GPU Switchboard notebook): a kubeconfig file, else
     the pod's service account in a cluster, else the default kubeconfig
@@ -50,11 +51,16 @@ try:
     from kubernetes.config import ConfigException
     from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
     from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 except ImportError:
     # AnsibleK8SModule fails with missing_required_lib before any of this is used.
     urllib3 = None
     k8s_api = k8s_config = k8s_watch = InClusterConfigLoader = DynamicClient = None
     ConfigException = Exception
+
+    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
+        """Stands in for kubernetes' discovery error, which nothing raises without the library."""
+
     SERVICE_TOKEN_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     SERVICE_CERT_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
@@ -88,6 +94,36 @@ class K8sUnreachable(K8sError):
     def __init__(self, msg: str, retriable: bool = False, **result: Any) -> None:
         super().__init__(msg, **result)
         self.retriable = retriable
+
+
+class NotServed(K8sError):
+    """The API server does not serve this kind in this API version (a typo, an older operator, a missing one)."""
+
+
+# What a group's absence means, and which option chooses its version.
+GROUP_HINTS = {
+    "kueue.x-k8s.io": ("is Kueue installed?", "kueue_api_version"),
+    "serving.kserve.io": ("is KServe installed?", None),
+    "machine.openshift.io": ("is this OpenShift with the Machine API?", None),
+    "datasciencecluster.opendatahub.io": ("is Red Hat OpenShift AI installed?", None),
+}
+
+
+def not_served(api_version: str, kind: str, served: List[str]) -> NotServed:
+    """The error for a kind the cluster does not serve in ``api_version``, naming what it serves instead.
+
+    Discovery raises ``ResourceNotFoundError`` with the lookup's keyword arguments, which tells
+    the user neither what the cluster serves nor which option to change.
+    """
+    group = api_version.rpartition("/")[0]
+    problem, option = GROUP_HINTS.get(group, ("", None))
+    if not served:
+        where = "the cluster serves no {0} API at all{1}".format(group or "core", ": " + problem if problem else "")
+    else:
+        where = "it serves {0}".format(", ".join("{0}/{1}".format(group, v) for v in served))
+        if option:
+            where += ": set {0} to one of them, or auto".format(option)
+    return NotServed("The Kubernetes API does not serve {0} in {1} ({2})".format(kind, api_version, where))
 
 
 # kubernetes.core is imported where a module needs it (options, module object, connection), so
@@ -174,8 +210,12 @@ class Client:
         self.host = host
 
     def resource(self, api_version: str, kind: str) -> Any:
-        """Resource lookup by discovery (raises ResourceNotFoundError if not served)."""
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        """Resource lookup by discovery; ``NotServed`` when the cluster does not serve it."""
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            group = api_version.rpartition("/")[0]
+            raise not_served(api_version, kind, self.served_versions(group) if group else []) from None
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: Optional[str] = None

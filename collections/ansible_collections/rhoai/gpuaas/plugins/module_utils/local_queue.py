@@ -62,12 +62,15 @@ def users(workloads: List[Dict[str, Any]], name: str) -> List[str]:
 
 def _create(client: Any, body: Dict[str, Any], cluster_queue: str, dry_run: bool) -> None:
     """Create the LocalQueue; the operator may have just made it (from the defaults set above): fine if it points right."""
+    meta = body["metadata"]
     try:
         client.create(body, dry_run=dry_run)
     except Exception as exc:
+        if getattr(exc, "status", None) == 404:  # the kind is served (discovery found it): the namespace is missing
+            raise GpuaasError("Namespace {0} does not exist: create it first (the serving role applies it), or fix "
+                              "namespace".format(meta["namespace"])) from None
         if getattr(exc, "status", None) != 409:
             raise
-        meta = body["metadata"]
         made = client.get(body["apiVersion"], "LocalQueue", meta["name"], meta["namespace"]) or {}
         if (made.get("spec") or {}).get("clusterQueue") != cluster_queue:
             raise GpuaasError("LocalQueue {0}/{1} was created meanwhile by someone else (the RHOAI operator?) for "
@@ -75,11 +78,44 @@ def _create(client: Any, body: Dict[str, Any], cluster_queue: str, dry_run: bool
                                   meta["namespace"], meta["name"], (made.get("spec") or {}).get("clusterQueue")))
 
 
+def _refuse_unless_replaceable(client: Any, api: str, params: Dict[str, Any], current: Dict[str, Any],
+                               partial: Dict[str, Any]) -> None:
+    """Raise when the LocalQueue points elsewhere and may not be replaced: replace=false, or Workloads use it.
+
+    spec.clusterQueue is immutable: the only way is delete and create, and only while unused.
+    """
+    namespace, name, cq = params["namespace"], params["name"], params["cluster_queue"]
+    points_at = (current.get("spec") or {}).get("clusterQueue")
+    if points_at == cq:
+        return
+    queued = users(client.list(api, "Workload", namespace)[0], name)
+    if params["replace"] and not queued:
+        return
+    raise GpuaasError(
+        "LocalQueue {0}/{1} points at ClusterQueue {2}, not {3}, and spec.clusterQueue cannot be changed "
+        "(Kueue refuses it). {4}".format(
+            namespace, name, points_at, cq,
+            "It cannot be replaced while Workloads queue through it ({0}): stop those models, or use another "
+            "LocalQueue name.".format(", ".join(queued[:5]) + (" ..." if len(queued) > 5 else ""))
+            if queued else "Allow its replacement with replace=true."), **partial)
+
+
 def ensure(client: Any, params: Dict[str, Any], check_mode: bool, want_diff: bool,
            warn: Callable[[str], None]) -> Dict[str, Any]:
     """local_queue's whole run; see the module docstring."""
     namespace, name, cq = params["namespace"], params["name"], params["cluster_queue"]
     api = kueue.detect_api_version(client, params["kueue_api_version"])
+    # Bad input fails here, before the DataScienceCluster's defaults are written: a queue for a ClusterQueue
+    # that does not exist admits nothing, a namespace that does not exist cannot hold the queue, and a queue
+    # pointing elsewhere that may not be replaced would leave the defaults changed and the queue as it was.
+    if client.get(api, "ClusterQueue", cq) is None:
+        raise GpuaasError("ClusterQueue {0} does not exist: create it first (the serving role applies it before the "
+                          "LocalQueue), or fix cluster_queue".format(cq))
+    current = client.get(api, "LocalQueue", name, namespace)
+    if current is None:
+        _create(client, local_queue_body(api, namespace, name, cq), cq, True)
+    else:
+        _refuse_unless_replaceable(client, api, params, current, {})
     actions: List[str] = []
     result: Dict[str, Any] = {"changed": False, "actions": actions}
     before: Dict[str, Any] = {}
@@ -115,17 +151,8 @@ def ensure(client: Any, params: Dict[str, Any], check_mode: bool, want_diff: boo
         _create(client, local_queue_body(api, namespace, name, cq), cq, check_mode)
         actions.append("LocalQueue {0}/{1} created for ClusterQueue {2}".format(namespace, name, cq))
     elif points_at != cq:
-        # spec.clusterQueue is immutable: the only way is delete and create, and only while unused.
-        queued = users(client.list(api, "Workload", namespace)[0], name)
-        if not params["replace"] or queued:
-            raise GpuaasError(
-                "LocalQueue {0}/{1} points at ClusterQueue {2}, not {3}, and spec.clusterQueue cannot be changed "
-                "(Kueue refuses it). {4}".format(
-                    namespace, name, points_at, cq,
-                    "It cannot be replaced while Workloads queue through it ({0}): stop those models, or use another "
-                    "LocalQueue name.".format(", ".join(queued[:5]) + (" ..." if len(queued) > 5 else ""))
-                    if queued else "Allow its replacement with replace=true."),
-                actions=actions, local_queue=before["local_queue"])
+        # Asked again: a model may have started since the check above.
+        _refuse_unless_replaceable(client, api, params, current, {"actions": actions, "local_queue": before["local_queue"]})
         client.delete(api, "LocalQueue", name, namespace, dry_run=check_mode)
         if not check_mode and not _gone_or_remade(client, api, namespace, name, cq):
             _create(client, local_queue_body(api, namespace, name, cq), cq, False)

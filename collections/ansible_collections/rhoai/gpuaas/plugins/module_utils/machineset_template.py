@@ -256,6 +256,11 @@ def _check_entry(entry: Obj) -> None:
         if entry.get(key) in (None, ""):
             raise MachineSetTemplateError("gpu_nodes_machinesets entry {0!r} lacks '{1}'".format(
                 entry.get("name", entry), key))
+    for key in ("replicas", "gpus"):
+        # A negative count would otherwise fail only at the scale, after the MachineSet was created.
+        if entry.get(key) is not None and not str(entry[key]).isdigit():
+            raise MachineSetTemplateError("gpu_nodes_machinesets entry '{0}': {1} must be 0 or more, got {2!r}".format(
+                entry["name"], key, entry[key]))
     size = entry.get("root_volume_size")
     if size is not None and (not str(size).isdigit() or int(size) < 8):
         raise MachineSetTemplateError(

@@ -265,6 +265,9 @@ class Scaler:
         """Bad input fails before anything is read or changed."""
         if params["replicas"] < 0:
             raise MachineSetError("replicas must be 0 or more, got {0}".format(params["replicas"]))
+        if (params["min_gpus_per_node"] or 0) < 0:
+            # A negative minimum would count a Node without any GPU as ready.
+            raise MachineSetError("min_gpus_per_node must be 0 or more, got {0}".format(params["min_gpus_per_node"]))
         if params["label_selectors"] is not None and not join_selectors(params["label_selectors"]):
             raise MachineSetError("label_selectors is empty: it would select every MachineSet in namespace '{0}'; "
                                   "give at least one selector".format(params["namespace"]))
@@ -307,13 +310,8 @@ class Scaler:
     def run(self, check_mode: bool, want_diff: bool) -> Dict[str, Any]:
         p = self.params
         self.validate(p)
-        try:
-            self.selected = select(self.client, p["namespace"], p["name"], p["label_selectors"])
-        except Exception as exc:  # discovery: a cluster without the Machine API
-            if type(exc).__name__ == "ResourceNotFoundError":
-                raise MachineSetError("The cluster does not serve {0} MachineSet: is this OpenShift with the Machine "
-                                      "API? ({1})".format(API_VERSION, exc)) from exc
-            raise
+        # A cluster without the Machine API fails here with k8s_client.NotServed, which says so.
+        self.selected = select(self.client, p["namespace"], p["name"], p["label_selectors"])
         machines = self.client.list(API_VERSION, "Machine", p["namespace"])[0]
         nodes = self.client.list("v1", "Node")[0]
         for ms in self.selected:

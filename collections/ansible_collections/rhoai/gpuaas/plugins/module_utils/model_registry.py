@@ -128,6 +128,9 @@ class Client:
 
     def __init__(self, url: str, api_key: Optional[str], validate_certs: bool, ca_path: Optional[str],
                  timeout: int) -> None:
+        # The socket refuses a negative timeout with a bare ValueError, and 0 makes it non-blocking.
+        if timeout <= 0:
+            raise GpuaasError("request_timeout must be a positive number of seconds, got {0}".format(timeout))
         self.base = base_url(url)
         self.timeout = timeout
         headers = {"Accept": "application/json"}

@@ -325,8 +325,15 @@ class Uploader:
         doing = "listing s3://%s/%s" % (self.target.bucket, self.target.prefix)
         try:
             return self._list_objects()
-        except S3UploadError:
-            if not self.options.create_bucket or self._bucket_exists(doing):
+        except S3UploadError as listing_error:
+            if not self.options.create_bucket:
+                raise
+            try:
+                exists = self._bucket_exists(doing)
+            except S3UploadError:
+                # A HEAD's answer has no body: the listing's own error says more (which credential, which region).
+                raise listing_error from None
+            if exists:
                 raise
         if not self.options.check_mode:
             kwargs: dict[str, Any] = {}

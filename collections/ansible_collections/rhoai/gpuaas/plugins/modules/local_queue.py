@@ -19,7 +19,10 @@ description:
     O(cluster_queue) and O(name) (when O(set_dsc_defaults) and Kueue is C(Unmanaged)), so namespaces labelled from
     now on get the right LocalQueue; then makes O(name) in O(namespace) point at O(cluster_queue) - creating it
     when missing, or, when it points elsewhere, replacing it (delete, then create) as long as no Workload queues
-    through it. A LocalQueue in use is never deleted - the task fails naming the Workloads instead.
+    through it. A LocalQueue in use is never deleted - the task fails naming the Workloads instead, before the
+    DataScienceCluster is changed.
+  - A ClusterQueue O(cluster_queue) or a namespace O(namespace) that does not exist fails the task before
+    anything is changed.
   - Every action taken is listed in RV(actions).
   - Without RHOAI (no DataScienceCluster), only the LocalQueue is handled.
 author:

@@ -24,8 +24,8 @@ description:
   - A Machine in phase C(Failed) (for example AWS C(InsufficientInstanceCapacity)) or a
     MachineSet C(status.errorReason) fails the task at once with the reason, instead of
     waiting for the timeout, because the MachineSet never replaces a failed Machine.
-  - Errors in the arguments (a missing MachineSet, a negative O(replicas), both or neither
-    of O(name) and O(label_selectors)) are reported before anything is changed.
+  - Errors in the arguments (a missing MachineSet, a negative O(replicas) or O(min_gpus_per_node), both or
+    neither of O(name) and O(label_selectors)) are reported before anything is changed.
 author:
   - rhoai.gpuaas maintainers (!UNKNOWN)
 extends_documentation_fragment:

@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+from ansible_collections.rhoai.gpuaas.plugins.module_utils.k8s_client import not_served
+
 Obj = Dict[str, Any]
 Key = Tuple[str, str, str, str]
 
@@ -183,21 +185,22 @@ class FakeCluster:
             resource = kind.lower() + "s" + ("/" + subresource if subresource else "")
             raise rbac_refusal(verb, resource, api_version, name, namespace)
 
-    def _served(self, api_version: str) -> None:
+    def _served(self, api_version: str, kind: str) -> None:
+        """What ``Client.resource`` raises for a version the cluster does not serve (groups not listed: all served)."""
         group, _slash, version = api_version.rpartition("/")
         if group in self.served and version not in self.served[group]:
-            raise FakeApiError(404, "the server could not find the requested resource")
+            raise not_served(api_version, kind, self.served[group])
 
     # ------------------------------------------------------------ Client surface
 
     def get(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> Optional[Obj]:
-        self._served(api_version)
+        self._served(api_version, kind)
         self._authorize("get", api_version, kind, name, namespace)
         return self.find(api_version, kind, name, namespace)
 
     def list(self, api_version: str, kind: str, namespace: Optional[str] = None, label_selector: Optional[str] = None,
              field_selector: Optional[str] = None) -> Tuple[List[Obj], str]:
-        self._served(api_version)
+        self._served(api_version, kind)
         self._authorize("list", api_version, kind, None, namespace)
         with self.cond:
             items = [copy.deepcopy(o) for (av, k, ns, _name), o in sorted(self.objects.items())
@@ -207,6 +210,7 @@ class FakeCluster:
 
     def watch(self, api_version: str, kind: str, resource_version: str, timeout: int, namespace: Optional[str] = None,
               label_selector: Optional[str] = None, field_selector: Optional[str] = None) -> Iterator[Obj]:
+        self._served(api_version, kind)
         self._authorize("watch", api_version, kind, None, namespace)
         since = int(resource_version or 0)
         deadline = time.monotonic() + timeout
@@ -259,7 +263,7 @@ class FakeCluster:
         return {"kind": "Scale", "spec": {"replicas": int(replicas)} if int(replicas) else {}}
 
     def create(self, body: Obj, dry_run: bool = False, request_timeout: Any = None) -> Obj:
-        self._served(body["apiVersion"])
+        self._served(body["apiVersion"], body["kind"])
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         self._authorize("create", obj["apiVersion"], obj["kind"], None, meta.get("namespace"))
@@ -267,9 +271,14 @@ class FakeCluster:
             meta["name"] = meta.get("generateName", "obj-") + "x1y2z"
         if self.find(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")):
             raise FakeApiError(409, '{0} "{1}" already exists'.format(obj["kind"], meta["name"]))
+        namespaces = [k[3] for k in self.objects if k[:2] == ("v1", "Namespace")]
+        if meta.get("namespace") and namespaces and meta["namespace"] not in namespaces:
+            # Only when the test stored Namespaces: most tests do not model them.
+            raise FakeApiError(404, 'namespaces "{0}" not found'.format(meta["namespace"]))
         return self._write("create", obj, dry_run, body=body)
 
     def replace(self, body: Obj, dry_run: bool = False) -> Obj:
+        self._served(body["apiVersion"], body["kind"])
         meta = body.get("metadata") or {}
         self._authorize("update", body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
         current = self.find(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
@@ -281,6 +290,7 @@ class FakeCluster:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None,
                dry_run: bool = False) -> None:
+        self._served(api_version, kind)
         self._authorize("delete", api_version, kind, name, namespace)
         current = self.find(api_version, kind, name, namespace)
         self.writes.append({"verb": "delete", "dry_run": dry_run, "kind": kind, "name": name})

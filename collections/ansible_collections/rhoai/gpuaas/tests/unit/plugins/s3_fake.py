@@ -102,6 +102,9 @@ class FakeS3:
         return {"Contents": contents, "IsTruncated": more, "NextContinuationToken": str(start + 2) if more else None}
 
     def head_bucket(self, Bucket):
+        hook = self.fail.get("head_bucket")
+        if hook is not None:
+            hook(Bucket=Bucket)
         if Bucket not in self.buckets:
             raise client_error("404", 404, "HeadBucket")
 

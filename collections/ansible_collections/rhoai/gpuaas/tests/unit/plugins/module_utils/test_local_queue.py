@@ -23,7 +23,8 @@ def params(**kw: Any) -> Dict[str, Any]:
 def rhoai(state: str = "Unmanaged", **kueue: str) -> FakeCluster:
     c = FakeCluster(served={"kueue.x-k8s.io": ["v1beta2", "v1beta1"], "datasciencecluster.opendatahub.io": ["v1", "v2"]})
     c.add({"apiVersion": DSC, "kind": "DataScienceCluster", "metadata": {"name": "default-dsc"},
-           "spec": {"components": {"kueue": dict({"managementState": state}, **kueue)}}})
+           "spec": {"components": {"kueue": dict({"managementState": state}, **kueue)}}},
+          o.cluster_queue(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": o.NS}})
     return c
 
 
@@ -72,6 +73,7 @@ def test_a_queue_in_use_is_never_deleted() -> None:
     with pytest.raises(GpuaasError, match=r"cannot be replaced while Workloads queue through it \(pod-m-predictor-abc12-1a2b3\)"):
         lq.ensure(c, params(), False, False, lambda m: None)
     assert c.find(o.KUEUE, "LocalQueue", "default", o.NS) is not None and not c.written("delete")
+    assert not c.written("patch"), "the DataScienceCluster's defaults were changed although the task failed"
 
 
 def test_replace_false_refuses_with_the_fix() -> None:
@@ -79,6 +81,7 @@ def test_replace_false_refuses_with_the_fix() -> None:
     c.add(o.local_queue(cq="default"))
     with pytest.raises(GpuaasError, match="Allow its replacement with replace=true"):
         lq.ensure(c, params(replace=False), False, False, lambda m: None)
+    assert c.writes == []
 
 
 def test_check_mode_dry_runs_every_write() -> None:
@@ -91,6 +94,7 @@ def test_check_mode_dry_runs_every_write() -> None:
 
 def test_without_rhoai_the_queue_is_created() -> None:
     c = FakeCluster()
+    c.add(o.cluster_queue())
     result = lq.ensure(c, params(), False, False, lambda m: None)
     assert result["actions"] == ["LocalQueue private-ai/default created for ClusterQueue rhoai-main-queue"]
     assert "dsc" not in result
@@ -113,3 +117,17 @@ def test_a_queue_the_operator_makes_meanwhile_for_our_cluster_queue_is_fine() ->
     c.create = racing
     result = lq.ensure(c, params(), False, False, lambda m: None)
     assert result["local_queue"]["cluster_queue"] == "rhoai-main-queue"
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"cluster_queue": "rhoai-main-queu"}, "ClusterQueue rhoai-main-queu does not exist: create it first (the serving "
+                                           "role applies it before the LocalQueue), or fix cluster_queue"),
+    ({"namespace": "private-aj"}, "Namespace private-aj does not exist: create it first (the serving role applies it), "
+                                  "or fix namespace"),
+])
+def test_a_missing_cluster_queue_or_namespace_fails_before_the_dsc_is_touched(given: Dict[str, str], message: str) -> None:
+    c = rhoai()
+    with pytest.raises(GpuaasError) as err:
+        lq.ensure(c, params(**given), False, False, lambda m: None)
+    assert err.value.msg == message
+    assert [w for w in c.writes if not w["dry_run"]] == []

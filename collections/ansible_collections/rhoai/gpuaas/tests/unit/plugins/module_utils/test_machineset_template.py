@@ -263,6 +263,8 @@ def test_root_volume_without_size_keeps_the_workers_and_a_missing_root_device_is
     (dict(BIG, root_volume_size="big"), "root_volume_size must be a number of GiB"),
     (dict(BIG, root_volume_size=4), "root_volume_size must be a number of GiB"),
     ({"name": "x", "gpus": 1}, "lacks 'instance_type'"),
+    (dict(BIG, replicas=-1), r"entry 'gpu-g6-12xlarge': replicas must be 0 or more, got -1"),
+    (dict(BIG, instance_type="p9.huge", gpus=-2), r"entry 'gpu-g6-12xlarge': gpus must be 0 or more, got -2"),
     (dict(BIG, name="GPU_Big"), "is not a valid name and label value"),
     (dict(BIG, name="g" * 45), "is not a valid name and label value"),
 ])

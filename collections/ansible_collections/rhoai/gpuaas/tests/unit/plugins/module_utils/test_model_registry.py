@@ -120,6 +120,14 @@ def test_empty_name_fails_before_any_request(fake_registry) -> None:
     assert fake_registry.requests == []
 
 
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_request_timeout_of_zero_or_less_names_the_option_before_any_request(fake_registry, timeout: int) -> None:
+    with pytest.raises(GpuaasError, match="^request_timeout must be a positive number of seconds, got {0}$".format(
+            timeout)):
+        run(module(fake_registry.url, request_timeout=timeout))
+    assert fake_registry.requests == []
+
+
 # --- against the fake registry ---
 
 def test_first_run_creates_model_version_and_artifact_in_order(fake_registry) -> None:

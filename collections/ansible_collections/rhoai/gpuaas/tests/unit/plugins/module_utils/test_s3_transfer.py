@@ -178,6 +178,19 @@ def test_missing_bucket_says_create_bucket(env):
     assert env.fake.writes() == []
 
 
+def test_refused_credentials_are_named_with_create_bucket_too(env):
+    """The server refuses every request; the HEAD that looks for the bucket gets a bare 403, the listing the reason."""
+    def refuse_listing(**kwargs):
+        raise client_error("SignatureDoesNotMatch", 403, "ListObjectsV2")
+
+    def refuse_head(**kwargs):
+        raise client_error("403", 403, "HeadBucket")
+    env.fake.fail.update(list_objects_v2=refuse_listing, head_bucket=refuse_head)
+    with pytest.raises(S3UploadError, match="^listing s3://bkt/m/: the signature does not match: check secret_key"):
+        env.run(create_bucket=True)
+    assert env.fake.writes() == []
+
+
 def test_create_bucket_only_outside_check_mode(env):
     env.fake.buckets.clear()
     check = env.run(check=True, create_bucket=True)

@@ -39,3 +39,10 @@ def test_expect_off_for_a_running_model_fails_at_once_with_the_board(run_module)
 def test_expect_must_be_a_dict(run_module) -> None:
     result, failed = run_module("gpu_board", {"namespace": o.NS, "expect": "ON"})
     assert failed and "expect" in result["msg"]
+
+
+def test_a_wait_timeout_of_zero_or_less_names_the_option(run_module) -> None:
+    c = cluster()
+    result, failed = run_module("gpu_board", {"namespace": o.NS, "expect": {"devstral-2": "ON"}, "wait_timeout": -1},
+                                cluster=c)
+    assert failed and result["msg"] == "wait_timeout must be > 0, got -1" and c.writes == []

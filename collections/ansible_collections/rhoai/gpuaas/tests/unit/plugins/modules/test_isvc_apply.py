@@ -63,3 +63,12 @@ def test_a_definition_without_namespace_is_refused(run_module) -> None:
     bad["metadata"].pop("namespace")
     result, failed = run_module("isvc_apply", {"definition": bad}, cluster=FakeCluster())
     assert failed and result["msg"] == "definition needs metadata.name and metadata.namespace"
+
+
+def test_a_missing_namespace_is_named_not_an_api_404(run_module) -> None:
+    c = FakeCluster()
+    c.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}})
+    result, failed = run_module("isvc_apply", {"definition": definition()}, cluster=c)
+    assert failed and result["msg"] == ("Namespace private-ai (definition's metadata.namespace) does not exist: create "
+                                        "it first (the serving role applies it), or fix the definition")
+    assert c.writes == []

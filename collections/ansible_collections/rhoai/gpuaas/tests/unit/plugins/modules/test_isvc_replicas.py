@@ -60,12 +60,16 @@ def test_a_missing_isvc_is_named(run_module) -> None:
     assert failed and result["msg"] == "InferenceService x not found in namespace private-ai."
 
 
-def test_an_unserved_kueue_version_is_an_api_error(run_module) -> None:
+def test_an_unserved_kueue_version_names_the_option(run_module) -> None:
+    """RHOAI 3.0's Kueue serves only v1beta1; asking for v1beta2 names what it serves and the option."""
     c = cluster()
     c.served = {"kueue.x-k8s.io": ["v1beta1"]}
     result, failed = run_module("isvc_replicas", {"name": "m", "namespace": o.NS, "state": "started",
                                                   "kueue_api_version": "v1beta2"}, cluster=c)
-    assert failed and "HTTP 404" in result["msg"] and c.writes == []
+    assert failed and c.writes == []
+    assert result["msg"].startswith("The Kubernetes API does not serve ")
+    assert result["msg"].endswith(" in kueue.x-k8s.io/v1beta2 (it serves kueue.x-k8s.io/v1beta1: "
+                                  "set kueue_api_version to one of them, or auto)")
 
 
 def test_connection_failure_is_reported_without_traceback(run_module) -> None:

@@ -31,6 +31,13 @@ def test_negative_replicas_fail_before_connecting(run_module) -> None:
     assert failed and result["msg"] == "replicas must be 0 or more, got -1"
 
 
+def test_negative_min_gpus_per_node_fails_before_any_write(run_module) -> None:
+    c = cluster()
+    result, failed = run_module("machineset_scale", {"name": "gpu-a", "replicas": 1, "min_gpus_per_node": -1},
+                                cluster=c)
+    assert failed and result["msg"] == "min_gpus_per_node must be 0 or more, got -1" and c.writes == []
+
+
 def test_check_mode_dry_runs_the_scale_and_reports_the_servers_answer(run_module) -> None:
     c = cluster()
     result, failed = run_module("machineset_scale", {"label_selectors": ["role=gpu"], "replicas": 1, "timeout": 10},
