@@ -243,7 +243,7 @@ class FakeCluster:
     def patch(self, api_version: str, kind: str, name: str, namespace: Optional[str], body: Any,
               content_type: str = "application/merge-patch+json", dry_run: bool = False) -> Obj:
         assert content_type == "application/merge-patch+json", content_type
-        self._served(api_version)
+        self._served(api_version, kind)
         self._authorize("patch", api_version, kind, name, namespace)
         current = self.find(api_version, kind, name, namespace)
         if current is None:
@@ -252,7 +252,7 @@ class FakeCluster:
 
     def patch_scale(self, api_version: str, kind: str, name: str, namespace: Optional[str], replicas: int,
                     dry_run: bool = False) -> Obj:
-        self._served(api_version)
+        self._served(api_version, kind)
         self._authorize("patch", api_version, kind, name, namespace, subresource="scale")
         current = self.find(api_version, kind, name, namespace)
         if current is None:
