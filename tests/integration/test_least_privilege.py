@@ -176,6 +176,9 @@ def test_the_demo_runs_with_exactly_the_roles_of_aap_rbac(
             assert "LocalQueue private-ai/default replaced" in deploy.stdout, deploy.stdout[-4000:]
             handover = ok(playbook("handover.yml", ids["handover"]))
             assert "Handover done in" in handover.stdout, handover.stdout[-4000:]
+            # An AAP job re-run: the Lease exists now (released), so taking it is an update, not a create.
+            again = ok(playbook("handover.yml", ids["handover"], "-e", "handover_step=3"))
+            assert "mistral-3-bf16 is off and devstral-2 is on: nothing to hand over" in again.stdout, again.stdout[-4000:]
 
             # A verb outside the handover's roles, on a live object: scaling a predictor Deployment.
             apps = client.AppsV1Api(k8s)
