@@ -43,6 +43,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 import _kueue_objects as ko
 import testbed
 from _labels import TEST_LABEL
+from _machinesets import create_machineset, delete_machineset
 from _poll import wait_for
 from _s3_helpers import client as s3_client
 from _s3_helpers import closed_port, purge, snapshot, unique_bucket, uploads
@@ -89,7 +90,7 @@ def k8s_rows(module: str, args: dict[str, Any], areas: tuple[str, ...], prefix: 
     ]
 
 
-MS = {"name": "$worker", "replicas": 1}
+MS = {"name": "$machineset", "replicas": 1}
 ISVC_ON = {"name": "mistral-3-int4", "namespace": "$ns"}
 BOARD = {"namespace": "$ns", "cluster_queues": ["$cq"]}
 HANDOVER = {"namespace": "$ns", "outgoing": "mistral-3-bf16", "incoming": "devstral-2", "resident": ["mistral-3-int4"],
@@ -135,7 +136,7 @@ ROWS: list[Row] = [
     Row("ms-missing", "machineset_scale", {"name": "does-not-exist", "replicas": 1},
         ("MachineSet 'does-not-exist' not found in namespace 'openshift-machine-api'",), (MACHINESETS,)),
     Row("ms-missing-namespace", "machineset_scale", {**MS, "namespace": "nowhere"},
-        ("MachineSet '$worker' not found in namespace 'nowhere'",), (MACHINESETS,)),
+        ("MachineSet '$machineset' not found in namespace 'nowhere'",), (MACHINESETS,)),
     Row("ms-selector-matches-nothing", "machineset_scale", {"label_selectors": ["gpuaas-test/none=none"], "replicas": 1},
         ("No MachineSet in namespace 'openshift-machine-api' matches label selector 'gpuaas-test/none=none'",),
         (MACHINESETS,)),
@@ -445,7 +446,10 @@ def stage(k8s: client.ApiClient, kubeconfig: str, s3_env: dict[str, str], gpu_no
     tmp = tmp_path_factory.mktemp("bad-inputs")
     (tmp / "model").mkdir()
     (tmp / "model" / "config.json").write_text('{"architectures": ["MistralForCausalLM"]}')
+    machineset = "bi-" + ns[3:]
+    dsc_kueue, queues_before = dsc_kueue_fields(k8s), cluster_queue_names(k8s)
     try:
+        create_machineset(k8s, machineset, "g6.4xlarge")
         wait_for(f"ServiceAccount default in {ns}", lambda: core.list_namespaced_service_account(
             ns, field_selector="metadata.name=default").items)
         with ko.queues(k8s, ns) as cq:
@@ -458,7 +462,7 @@ def stage(k8s: client.ApiClient, kubeconfig: str, s3_env: dict[str, str], gpu_no
                                                      "wait_for": "ready", "wait_timeout": 180}, kubeconfig)
             worker = next(name for name in machineset_names(k8s) if "-worker-" in name)
             values = {
-                "ns": ns, "cq": cq, "other_cq": other_cq, "worker": worker, "bucket": bucket,
+                "ns": ns, "cq": cq, "other_cq": other_cq, "machineset": machineset, "worker": worker, "bucket": bucket,
                 "missing_bucket": unique_bucket(), "api": testbed.API, "ca": str(testbed.PKI / "ca.crt"),
                 "closed_https": f"https://127.0.0.1:{closed_port()}", "closed_http": f"http://127.0.0.1:{closed_port()}",
                 "registry": registry_url(), "model_dir": str(tmp / "model"), "state_dir": str(tmp / "state"),
@@ -467,11 +471,40 @@ def stage(k8s: client.ApiClient, kubeconfig: str, s3_env: dict[str, str], gpu_no
             }
             yield Stage(values)
     finally:
-        ko.delete(k8s, ko.KUEUE, "ClusterQueue", other_cq)
+        # What a row that wrongly got through would leave behind: MachineSets, the DataScienceCluster's defaults.
+        for name in [machineset] + [n for n in machineset_names(k8s) if "bad-input" in n]:
+            delete_machineset(k8s, name)
+        if dsc_kueue_fields(k8s) != dsc_kueue:
+            restore_dsc_kueue_fields(k8s, dsc_kueue)  # and the ClusterQueue RHOAI's operator made for the new default:
+        for name in cluster_queue_names(k8s) - queues_before:
+            ko.delete(k8s, ko.KUEUE, "ClusterQueue", name)
         purge(s3, bucket)
         core.delete_namespace(ns)
         wait_for(f"namespace {ns} deleted", lambda: not core.list_namespace(field_selector=f"metadata.name={ns}").items,
                  timeout=120)
+
+
+DSC = ("datasciencecluster.opendatahub.io/v2", "DataScienceCluster")
+
+
+def dsc_kueue_fields(k8s: client.ApiClient) -> dict[str, dict[str, Any]]:
+    """Each DataScienceCluster's Kueue component, which local_queue (and the serving role) may change."""
+    return {dsc["metadata"]["name"]: dsc["spec"].get("components", {}).get("kueue", {})
+            for dsc in ko.dynamic(k8s).resources.get(api_version=DSC[0], kind=DSC[1]).get().to_dict()["items"]}
+
+
+def restore_dsc_kueue_fields(k8s: client.ApiClient, fields: dict[str, dict[str, Any]]) -> None:
+    res = ko.dynamic(k8s).resources.get(api_version=DSC[0], kind=DSC[1])
+    for name, kueue in fields.items():
+        current = res.get(name=name).to_dict()["spec"].get("components", {}).get("kueue", {})
+        patch = {**{k: None for k in current if k not in kueue}, **kueue}
+        res.patch(name=name, body={"spec": {"components": {"kueue": patch}}},
+                  content_type="application/merge-patch+json")
+
+
+def cluster_queue_names(k8s: client.ApiClient) -> set[str]:
+    return {cq["metadata"]["name"] for cq in ko.dynamic(k8s).resources.get(
+        api_version=ko.KUEUE, kind="ClusterQueue").get().to_dict()["items"]}
 
 
 def machineset_names(k8s: client.ApiClient) -> list[str]:
@@ -540,7 +573,7 @@ def take_snapshot(k8s: client.ApiClient, s3: Any, stage: Stage) -> dict[str, dic
     cluster: dict[str, Any] = {}
     for api_version, kind in ((ko.KUEUE, "ClusterQueue"), (ko.KUEUE, "ResourceFlavor"), (ko.KUEUE, "LocalQueue"),
                               ("v1", "Namespace"), (ko.ISVC, "InferenceService"),
-                              ("datasciencecluster.opendatahub.io/v2", "DataScienceCluster"),
+                              DSC,
                               ("infrastructure.opendatahub.io/v1", "HardwareProfile")):
         cluster.update(listing(k8s, api_version, kind))
     cluster.update(listing(k8s, "v1", "Secret", "private-ai"))
