@@ -205,11 +205,12 @@ def test_kserve_killed_during_step3_gives_up_within_the_bound_and_a_rerun_conver
 
 
 def test_apiserver_restart_during_step3_is_survived(at_step2: Client, restart_apiserver: Callable[..., Any]) -> None:
-    restart_apiserver(after=1.0, down_for=3.0)
     proc = step3("-e", "handover_admit_timeout=180")
+    outage = restart_apiserver(down_for=3.0, during=lambda: proc.poll() is None)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert "Handover done in" in out
+    assert outage.seen_during is True, "the apiserver came back before step 3 was running"
     assert states(at_step2)[INC] == "ON" and states(at_step2)[OUT] == "OFF"
 
 
