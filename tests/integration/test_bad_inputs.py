@@ -48,6 +48,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 import _kueue_objects as ko
 import testbed
+from settle import CANARY_LABEL
 from _labels import TEST_LABEL
 from _machinesets import create_machineset, delete_machineset
 from _poll import wait_for
@@ -701,6 +702,10 @@ def outcome(request: pytest.FixtureRequest, stage: Stage, k8s: client.ApiClient,
     book.write_text(yaml.safe_dump(playbook(rows, stage, tmp), sort_keys=False, width=1000))
     (tmp / "lanes.yml").write_text(yaml.safe_dump(lanes_inventory()))
     s3 = s3_client(s3_env)
+    # The testbed's canary (`testbed.up` at the start of the session) empties its namespace in the background.
+    core = client.CoreV1Api(k8s)
+    wait_for("the testbed's canary namespace to go", lambda: not core.list_namespace(
+        label_selector=CANARY_LABEL).items, timeout=120)
     before = take_snapshot(k8s, s3, stage)
     env = ansible_env(kubeconfig)
     env.pop("ANSIBLE_STDOUT_CALLBACK")  # the default callback: what a user reads
