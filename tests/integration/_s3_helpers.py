@@ -110,8 +110,10 @@ def ansible_command(name: str, args: dict[str, Any], *flags: str) -> list[str]:
 
 def ansible_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    # JSON results (ansible.cfg asks for YAML, which `result_of` cannot find in the output).
     env.update({"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-                "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}:{env.get('PATH', '')}", **extra})
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "PATH": f"{BIN}:{env.get('PATH', '')}",
+                **extra})
     return env
 
 
