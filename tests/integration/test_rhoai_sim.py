@@ -60,11 +60,14 @@ def dsc_kueue(k8s: client.ApiClient, **fields: str) -> Iterator[None]:
 # ---- the operator's Kueue component -------------------------------------------------------------
 def test_operator_local_queue_is_created_once_and_kueue_refuses_to_repoint_it(k8s: client.ApiClient) -> None:
     cq = f"it-main-{uuid.uuid4().hex[:6]}"
+    # Whatever the DSC names now (a deploy run earlier on this testbed may have re-pointed it), "default" unset.
+    kueue = res(k8s, DSC, "DataScienceCluster").get(name=rs.DEFAULT_DSC).to_dict()["spec"]["components"]["kueue"]
+    current = kueue.get("defaultClusterQueueName") or "default"
     with new_namespace(k8s, MANAGED) as ns:
         lq = wait_for(f"the operator's LocalQueue default in {ns}", lambda: local_queue(k8s, ns))
-        assert lq["spec"]["clusterQueue"] == "default"
+        assert lq["spec"]["clusterQueue"] == current
         assert lq["metadata"]["labels"]["platform.opendatahub.io/part-of"] == "kueue"
-        assert ko.get(k8s, ko.KUEUE, "ClusterQueue", "default") is not None  # the operator's own
+        assert ko.get(k8s, ko.KUEUE, "ClusterQueue", current) is not None  # the operator's own
         labels = client.CoreV1Api(k8s).read_namespace(ns).metadata.labels
         assert labels[rs.LEGACY_MANAGED_LABEL] == "true"  # both managed labels, as the operator sets them
 
@@ -76,7 +79,7 @@ def test_operator_local_queue_is_created_once_and_kueue_refuses_to_repoint_it(k8
                 assert wait_for(f"LocalQueue default in {later}",
                                 lambda: local_queue(k8s, later))["spec"]["clusterQueue"] == cq
             # ... but the existing LocalQueue is not updated,
-            assert local_queue(k8s, ns)["spec"]["clusterQueue"] == "default"
+            assert local_queue(k8s, ns)["spec"]["clusterQueue"] == current
             # and Kueue (its CRD's validation rule) refuses the change the demo's quota step makes.
             with pytest.raises(client.ApiException) as refused:
                 client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
