@@ -23,17 +23,18 @@ def test_teardown_scales_what_exists_to_zero_and_names_what_does_not(
     create_machineset(k8s, present, "g6.4xlarge", replicas=1)
     try:
         wait_for(f"a Node of {present}", lambda: nodes_of(k8s, present), timeout=120)
-        entries = [{"name": name, "instance_type": "g6.4xlarge", "availability_zone": "us-east-1a"}
+        entries = [{"name": name, "instance_type": "g6.4xlarge", "gpus": 1, "availability_zone": "us-east-1a"}
                    for name in (absent, present)]
         play = tmp_path / "teardown.yml"
         play.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
                                          "roles": [{"role": "rhoai.gpuaas.teardown"}]}]))
         extra = tmp_path / "vars.json"
         extra.write_text(json.dumps({"teardown_kubeconfig": kubeconfig, "teardown_models": [],
-                                     "teardown_machinesets": entries, "teardown_wait_timeout": 120}))
+                                     "teardown_machinesets": entries, "teardown_name_from_infrastructure": False,
+                                     "teardown_wait_timeout": 120}))
         env = ansible_env(None)
         env.pop("ANSIBLE_STDOUT_CALLBACK")
-        run = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
+        run = subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", str(play),
                               "-e", f"@{extra}"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         assert f"Not scaled, no such MachineSet in {NAMESPACE}: {absent}" in run.stdout, run.stdout[-4000:]
