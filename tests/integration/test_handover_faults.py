@@ -32,6 +32,8 @@ NS, CQ, KUEUE = "private-ai", "rhoai-main-queue", "kueue.x-k8s.io/v1beta2"
 OUT, INC, RES = "mistral-3-bf16", "devstral-2", "mistral-3-int4"
 MODELS = [OUT, RES, INC]
 ADMIT_TIMEOUT = 20
+# step 3's message when it gave up on the admission deadline it was given
+GAVE_UP = f"Timed out after {ADMIT_TIMEOUT}s waiting for {OUT} to release its GPUs and {INC} to be admitted"
 
 
 def playbook(name: str, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -155,8 +157,8 @@ def test_kueue_lost_during_step3_gives_up_within_the_bound_and_restores_the_outg
     assert "Step 3 FAILED, mistral-3-bf16 turned back on" in out
     # never both off: the outgoing model is on again (its intent), the incoming one off
     assert annotations(at_step2) == {OUT: False, INC: True}
-    # bounded: it gave up on the admission deadline it was given, and the restore wait had its own
-    assert f"Timed out after {ADMIT_TIMEOUT}s waiting for devstral-2" in out, out[-3000:]
+    # bounded: it gave up on the admission deadline it was given
+    assert GAVE_UP in out, out[-3000:]
     if fault == "frozen":
         os.kill(pid, signal.SIGCONT)
     else:
@@ -189,7 +191,7 @@ def test_kserve_killed_during_step3_gives_up_within_the_bound_and_a_rerun_conver
     watcher.join(timeout=5)
     assert proc.returncode != 0, out[-3000:]
     assert "was not admitted in time" in out and "Step 3 FAILED" in out, out[-3000:]
-    assert f"Timed out after {ADMIT_TIMEOUT}s waiting for devstral-2" in out, out[-3000:]
+    assert GAVE_UP in out, out[-3000:]
     assert states(at_step2)[OUT] != "OFF" or annotations(at_step2)[INC] is False  # never both off
     assert testbed.up(argparse.Namespace()) == 0  # KServe back
     again = playbook("handover.yml", "-e", "handover_step=3", "-e", "handover_lock_wait=60")
