@@ -76,11 +76,9 @@ def test_deploy_reports_a_4_gpu_model_without_tensor_parallelism_with_vllms_mess
             model["args"] = [*model.get("args", []), "--tensor-parallel-size=1"]
     extra = tmp_path / "no-tp.json"
     extra.write_text(json.dumps({"gpuaas_models": models, "serving_wait_timeout": 600}))
-    started = time.monotonic()
     deploy = playbook("deploy.yml", "-e", f"@{extra}")
-    took = time.monotonic() - started
     assert deploy.returncode != 0
     out = deploy.stdout
     assert "mistral-3-bf16 is FAILING" in out and "CrashLoopBackOff" in out, out[-4000:]
     assert "Engine core initialization failed" in out, out[-4000:]  # vLLM's own last words
-    assert took < 300, "the wait failed at once, not after its timeout"
+    assert "Timed out after" not in out, "the wait failed on the crash, not at its timeout"

@@ -59,7 +59,7 @@ def inference_service(name: str, namespace: str, gpus: int, storage_uri: str, ar
         predictor["volumes"] = SHM["volumes"]
         model["volumeMounts"] = SHM["volumeMounts"]
     return {"apiVersion": ko.ISVC, "kind": "InferenceService",
-            "metadata": {"name": name, "namespace": namespace, "labels": {ko.QUEUE_LABEL: "default"},
+            "metadata": {"name": name, "namespace": namespace, "labels": {ko.QUEUE_LABEL: ko.QUEUE},
                          # KServe 0.16 spells raw mode `Standard`; RHOAI 3.0 writes RawDeployment
                          "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
             "spec": {"predictor": predictor}}
@@ -67,7 +67,10 @@ def inference_service(name: str, namespace: str, gpus: int, storage_uri: str, ar
 
 @pytest.fixture
 def queued(k8s: client.ApiClient, namespace: str, gpu_nodes: list[str]) -> Iterator[str]:
-    """The demo's 4+1 GPU quota for this namespace and RHOAI's vLLM runtime."""
+    """The demo's 4+1 GPU quota for this namespace (LocalQueue ko.QUEUE) and RHOAI's vLLM runtime.
+
+    Not the operator's LocalQueue `default`: that one points at the DSC's ClusterQueue, which the demo's own
+    models may be holding when this test runs."""
     with ko.queues(k8s, namespace):
         ko.create(k8s, serving_runtime(namespace))
         yield namespace
