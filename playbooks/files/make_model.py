@@ -10,7 +10,10 @@ byte-identical and a second upload transfers nothing.
 By default config.json and model.safetensors.index.json declare the real model's shape and weight
 size (--declare mistral-small-24b: Mistral-Small-24B-Instruct-2501 in BF16, 47,144,806,400 bytes),
 so the testbed's simulated GPU runtime (testbed/vllm_sim.py) sizes it as the real one while the
-files stay small; --declare files describes the small files themselves.
+files stay small; --declare files describes the small files themselves. A declared Mistral model
+also gets consolidated.safetensors, as Mistral's repositories hold it: the same weights again in
+Mistral's own format, which vLLM does not read from a directory that has the sharded ones and which
+the demo's upload leaves out (`exclude` in the models table).
 
     python playbooks/files/make_model.py --out .testbed/model [--size 64MiB] [--shards 3] [--seed 42]
                                          [--declare mistral-small-24b|files]
@@ -133,6 +136,13 @@ def make_model(out: Path, size: int, shards: int, seed: int, name: str,
             write_atomic(path, lambda f, h=header, n=nbytes, k=i: [f.write(c) for c in shard_chunks(seed, k, h, n)])
         weight_map[tensor] = fname
         files.append((fname, len(header) + nbytes))
+    if declare in DECLARED:
+        consolidated = "consolidated.safetensors"
+        header = safetensors_header("consolidated", size)
+        path = out / consolidated
+        if not same_content(path, shard_chunks(seed, 0, header, size)):
+            write_atomic(path, lambda f, h=header: [f.write(c) for c in shard_chunks(seed, 0, h, size)])
+        files.append((consolidated, len(header) + size))
     total = declared_size if declared_size is not None else sum(s for _, s in files)
     small["model.safetensors.index.json"] = {"metadata": {"total_size": total}, "weight_map": weight_map}
     for fname, content in small.items():
