@@ -66,6 +66,20 @@ def test_step3_refuses_a_handover_that_cannot_succeed_and_changes_nothing(
                for p in ko.predictor_pods(k8s, "mistral-3-bf16", NAMESPACE))
 
 
+def test_step1_on_a_stopped_model_fails_at_once_with_the_reason(k8s: client.ApiClient, baseline: None) -> None:
+    """Step 1 once waited its whole timeout for a model somebody had stopped; it must say so at once."""
+    ko.dynamic(k8s).resources.get(api_version=ko.ISVC, kind="InferenceService").patch(
+        name="mistral-3-bf16", namespace=NAMESPACE, content_type="application/merge-patch+json",
+        body={"metadata": {"annotations": {ko.STOP: "true"}}})
+    step1 = playbook("handover.yml", "-e", "handover_step=1", "-e", "handover_verify_timeout=60")
+    assert step1.returncode != 0
+    assert "Not the baseline" in step1.stdout
+    assert ("mistral-3-bf16 is OFF, expected ON: only a start or stop changes that (stop annotation set)"
+            in step1.stdout), step1.stdout[-4000:]
+    assert "Timed out after" not in step1.stdout
+    assert stop_annotation(k8s, "devstral-2") == "true", "step 1 only reads"
+
+
 def test_deploy_reports_a_4_gpu_model_without_tensor_parallelism_with_vllms_message(
         k8s: client.ApiClient, baseline: None, tmp_path: Path) -> None:
     """The demo's first failure on a real cluster: 48 GB of BF16 weights on one 24 GB L4. The deploy's own
