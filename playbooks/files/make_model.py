@@ -101,6 +101,15 @@ def same_content(path: Path, chunks) -> bool:
         return f.read(1) == b""
 
 
+
+def write_shard(path: Path, tensor: str, nbytes: int, seed: int, index: int) -> int:
+    """Write one safetensors file of seeded bytes; its size. Identical files are not rewritten, so their
+    mtime (and the upload's skip check) stay put."""
+    header = safetensors_header(tensor, nbytes)
+    if not same_content(path, shard_chunks(seed, index, header, nbytes)):
+        write_atomic(path, lambda f: [f.write(c) for c in shard_chunks(seed, index, header, nbytes)])
+    return len(header) + nbytes
+
 def digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -129,20 +138,11 @@ def make_model(out: Path, size: int, shards: int, seed: int, name: str,
         fname = f"model-{i:05d}-of-{shards:05d}.safetensors"
         tensor = f"model.layers.{i - 1}.weight"
         nbytes = per_shard if i < shards else max(size - per_shard * (shards - 1), 1)
-        header = safetensors_header(tensor, nbytes)
-        path = out / fname
-        # Identical files are not rewritten, so their mtime (and the upload's skip check) stay put.
-        if not same_content(path, shard_chunks(seed, i, header, nbytes)):
-            write_atomic(path, lambda f, h=header, n=nbytes, k=i: [f.write(c) for c in shard_chunks(seed, k, h, n)])
         weight_map[tensor] = fname
-        files.append((fname, len(header) + nbytes))
+        files.append((fname, write_shard(out / fname, tensor, nbytes, seed, i)))
     if declare in DECLARED:
         consolidated = "consolidated.safetensors"
-        header = safetensors_header("consolidated", size)
-        path = out / consolidated
-        if not same_content(path, shard_chunks(seed, 0, header, size)):
-            write_atomic(path, lambda f, h=header: [f.write(c) for c in shard_chunks(seed, 0, h, size)])
-        files.append((consolidated, len(header) + size))
+        files.append((consolidated, write_shard(out / consolidated, "consolidated", size, seed, 0)))
     total = declared_size if declared_size is not None else sum(s for _, s in files)
     small["model.safetensors.index.json"] = {"metadata": {"total_size": total}, "weight_map": weight_map}
     for fname, content in small.items():

@@ -95,6 +95,14 @@ def ansible_env(kubeconfig: str | None) -> dict[str, str]:
     return env
 
 
+
+def run_playbook(name: str, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`ansible-playbook -i inventories/local playbooks/<name>` as a user runs it (default output), as admin."""
+    env = ansible_env(None)
+    env.pop("ANSIBLE_STDOUT_CALLBACK")
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", f"playbooks/{name}", *extra],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+
 def run_ansible_module(name: str, args: dict[str, Any], kubeconfig: str | None, check: bool = False,
                        diff: bool = False, expect_fail: bool = False, extra_env: dict[str, str] | None = None,
                        timeout: float = 900, on_start: Callable[[int], Any] | None = None) -> dict[str, Any]:

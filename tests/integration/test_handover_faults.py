@@ -21,7 +21,7 @@ from kubernetes import client, dynamic, watch
 
 import testbed
 from _poll import wait_for
-from conftest import BIN, ROOT, ansible_env
+from conftest import BIN, ROOT, ansible_env, run_playbook as playbook
 from processes import pid_of, start, stop, wait_healthy
 
 sys.path.insert(0, str(ROOT / "collections"))
@@ -34,13 +34,6 @@ MODELS = [OUT, RES, INC]
 ADMIT_TIMEOUT = 20
 # step 3's message when it gave up on the admission deadline it was given
 GAVE_UP = f"Timed out after {ADMIT_TIMEOUT}s waiting for {OUT} to release its GPUs and {INC} to be admitted"
-
-
-def playbook(name: str, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = ansible_env(None)
-    env.pop("ANSIBLE_STDOUT_CALLBACK")
-    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", f"playbooks/{name}", *extra],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
 
 
 def step3(*extra: str) -> subprocess.Popen:

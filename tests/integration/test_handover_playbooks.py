@@ -12,16 +12,9 @@ import yaml
 from kubernetes import client
 
 import _kueue_objects as ko
-from conftest import BIN, ROOT, ansible_env
+from conftest import ROOT, run_playbook as playbook
 
 NAMESPACE = "private-ai"
-
-
-def playbook(name: str, *extra: str) -> subprocess.CompletedProcess:
-    env = ansible_env(None)
-    env.pop("ANSIBLE_STDOUT_CALLBACK")
-    return subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", f"playbooks/{name}", *extra],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

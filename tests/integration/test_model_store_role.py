@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -11,7 +10,7 @@ import pytest
 import yaml
 
 import _s3_helpers as s3h
-from conftest import BIN, ROOT, ansible_env
+from conftest import ROOT, run_playbook
 
 MODEL = "mistral-3-bf16"
 
@@ -39,10 +38,7 @@ def test_the_demo_upload_leaves_out_mistrals_consolidated_copy(bucket: tuple[Any
     demo["storage_uri"] = f"s3://{name}/mistral-small-24b/"
     extra = tmp_path / "one-model.json"
     extra.write_text(json.dumps({"gpuaas_models": [demo]}))
-    env = ansible_env(None)
-    env.pop("ANSIBLE_STDOUT_CALLBACK")
-    run = subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/local", "playbooks/upload_model.yml",
-                          "-e", f"@{extra}"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    run = run_playbook("upload_model.yml", "-e", f"@{extra}", timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
     uploaded = sorted(key.rsplit("/", 1)[-1] for key in s3h.snapshot(s3, name, "mistral-small-24b/"))
