@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from types import SimpleNamespace
 
@@ -503,9 +504,13 @@ def test_part_reader_says_when_the_file_shrank(tmp_path):
 def test_a_file_that_shrinks_during_the_upload_fails_it(env, monkeypatch):
     real = s3_transfer.PartReader
 
+    lock = threading.Lock()
+
     def shrinking(path, offset, length):
-        with open(path, "r+b") as handle:
-            handle.truncate(offset + length - 1)
+        # Only ever shorter, under a lock: parts are read in parallel, and a truncate to a larger
+        # size would zero-fill bytes another part already read (a digest mismatch, not a shrink).
+        with lock, open(path, "r+b") as handle:
+            handle.truncate(min(os.fstat(handle.fileno()).st_size, offset + length - 1))
         return real(path, offset, length)
     monkeypatch.setattr(s3_transfer, "PartReader", shrinking)
     with pytest.raises(S3UploadError, match="shrank while it was uploaded"):
