@@ -201,6 +201,18 @@ def ensure_default_dsc(api_client: client.ApiClient) -> bool:
     return True
 
 
+def ensure_default_dsci(api_client: client.ApiClient, custom_ca: str) -> bool:
+    """Create DSCInitialization `default-dsci` when there is none, as the operator does once, with the
+    testbed CA (which signs S3's HTTPS port) in its trusted CA bundle, as an admin adds an in-cluster
+    MinIO's CA; never change an existing one (a test changes it as an admin would)."""
+    res = dynamic.DynamicClient(api_client).resources.get(
+        api_version=f"{rhoai_sim.DSCI_GROUP}/{rhoai_sim.DSCI_VERSION}", kind="DSCInitialization")
+    if res.get().items:
+        return False
+    res.create(body=rhoai_sim.default_dsci(custom_ca))
+    return True
+
+
 def release_kwok_leases(api_client: client.ApiClient) -> int:
     """Delete the node Leases a stopped kwok held, so the one starting now takes its nodes at once.
 

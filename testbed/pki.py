@@ -35,22 +35,23 @@ def _load(path: Path):
     return serialization.load_pem_private_key(path.read_bytes(), None)
 
 
-def ensure_ca(pki: Path) -> None:
-    """Create the CA once; later runs reuse it so kubeconfigs stay valid across restarts."""
-    if (pki / "ca.crt").exists():
+def ensure_ca(pki: Path, name: str = "ca", common_name: str = "rhoai-gpuaas-testbed-ca") -> None:
+    """Create `<name>.crt`/`<name>.key` once; later runs reuse them so kubeconfigs stay valid across
+    restarts. `ca` signs every testbed certificate; `service-ca` only stands for OpenShift's service CA."""
+    if (pki / f"{name}.crt").exists():
         return
     pki.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name("rhoai-gpuaas-testbed-ca"))
-            .issuer_name(_name("rhoai-gpuaas-testbed-ca")).public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(_name(common_name))
+            .issuer_name(_name(common_name)).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .sign(key, hashes.SHA256()))
-    _write_key(pki / "ca.key", key)
-    (pki / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki / f"{name}.key", key)
+    (pki / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def ensure_cert(pki: Path, name: str, common_name: str, org: str | None = None,

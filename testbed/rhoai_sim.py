@@ -13,7 +13,16 @@ cluster does to the demo, failures and messages included:
   (internal/webhook/hardwareprofile/mutating.go) and the Kueue queue-label check
   (internal/webhook/kueue/validating.go); the DSCInitialization's `default-profile`.
 - odh-model-controller odh-v3.0: data connections merged into `storage-config`
-  (internal/controller/core/secret_controller.go).
+  (internal/controller/core/secret_controller.go); `odh-kserve-custom-ca-bundle` made from the
+  namespace's `odh-trusted-ca-bundle` and `openshift-service-ca.crt`, `storage-config` deleted to be
+  made again when it changes (internal/controller/core/configmap_controller.go).
+- opendatahub-operator v3.0.0: the DSCInitialization (`default-dsci`, trustedCABundle Managed) and
+  `odh-trusted-ca-bundle` in every active, non-reserved namespace that has not opted out, holding
+  `trustedCABundle.customCABundle` as `odh-ca-bundle.crt`
+  (internal/controller/services/certconfigmapgenerator/).
+- OpenShift, not RHOAI: ConfigMap `openshift-service-ca.crt` (`service-ca.crt`: the service CA) in
+  every namespace. The cluster network operator's injection of the cluster trust into
+  `odh-trusted-ca-bundle`'s `ca-bundle.crt` is NOT simulated: the testbed has no cluster proxy CA.
 - A testbed deviation, NOT an RHOAI behaviour: `serving.kserve.io/deploymentMode: RawDeployment`
   becomes `Standard` on the way in, because the testbed runs upstream KServe 0.16, which renamed
   the mode (testbed/README.md says why).
@@ -71,6 +80,18 @@ CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY = "odh-kserve-custom-ca-bundle", "cabundle.cr
 ODH_MANAGED, ODH_DASHBOARD = "opendatahub.io/managed", "opendatahub.io/dashboard"
 CONNECTION_TYPE = "opendatahub.io/connection-type"
 RAY_SECRETS = ("ray-ca-tls", "ray-tls")  # skipped by the controller's event filter
+# odh-model-controller odh-v3.0 constants.CABundleConfigMaps(): where cabundle.crt is gathered from,
+# in this order here (a Go map there: the real order varies between reconciles).
+TRUSTED_CA_CONFIGMAP, SERVICE_CA_CONFIGMAP = "odh-trusted-ca-bundle", "openshift-service-ca.crt"
+CA_SOURCES = ((TRUSTED_CA_CONFIGMAP, ("ca-bundle.crt", "odh-ca-bundle.crt")), (SERVICE_CA_CONFIGMAP, ("service-ca.crt",)))
+# opendatahub-operator v3.0.0: api/dscinitialization/v2, certconfigmapgenerator_support.go,
+# pkg/metadata/annotations/annotations.go, pkg/upgrade/upgrade.go (CreateDefaultDSCI).
+DSCI_GROUP, DSCI_VERSION = "dscinitialization.opendatahub.io", "v2"  # v2 is stored, v1 also served
+DEFAULT_DSCI = "default-dsci"
+CUSTOM_CA_KEY = "odh-ca-bundle.crt"
+CA_OPT_OUT_ANNOTATION = "security.opendatahub.io/inject-trusted-ca-bundle"
+TRUSTED_CA_LABELS = {"app.kubernetes.io/part-of": "opendatahub-operator",
+                     "config.openshift.io/inject-trusted-cabundle": "true"}
 # KServe
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 ISVC_KIND = {"group": "serving.kserve.io", "version": "v1beta1", "kind": "InferenceService"}
@@ -524,6 +545,62 @@ def storage_config_change(connections: list[Obj], ca_bundle: str, current: Obj |
     return "update", desired
 
 
+# ---- the trusted CA chain: DSCI -> odh-trusted-ca-bundle -> odh-kserve-custom-ca-bundle ------------
+def is_reserved_namespace(name: str) -> bool:
+    """cluster.IsReservedNamespace (opendatahub-operator v3.0.0 pkg/cluster/cluster_config.go)."""
+    return name.startswith(("openshift-", "kube-")) or name in ("default", "openshift")
+
+
+def opted_out(ns: Obj) -> bool:
+    """ShouldInjectTrustedCABundle negated: only an annotation that parses as false opts out."""
+    value = ((ns.get("metadata") or {}).get("annotations") or {}).get(CA_OPT_OUT_ANNOTATION)
+    return value in ("0", "f", "F", "false", "False", "FALSE")  # strconv.ParseBool's false; anything else injects
+
+
+def trusted_ca_bundle_action(dsci: Obj | None, ns: Obj) -> tuple[str, Obj | None]:
+    """What the operator's CertConfigmapGenerator does to one namespace's `odh-trusted-ca-bundle`:
+    ("apply", desired) | ("delete", None) | ("none", None) (Reconcile and CreateOdhTrustedCABundleConfigMap)."""
+    name = ns["metadata"]["name"]
+    if (ns.get("status") or {}).get("phase", "Active") != "Active" or is_reserved_namespace(name) or dsci is None:
+        return "none", None
+    trust = (dsci.get("spec") or {}).get("trustedCABundle")
+    if trust is None or opted_out(ns) or trust.get("managementState") == "Removed":
+        return "delete", None
+    if trust.get("managementState") == "Unmanaged":
+        return "none", None
+    return "apply", {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": TRUSTED_CA_CONFIGMAP, "namespace": name, "labels": dict(TRUSTED_CA_LABELS)},
+                     "data": {CUSTOM_CA_KEY: (trust.get("customCABundle") or "").strip() + "\n"}}
+
+
+def kserve_ca_bundle(configmaps: dict[str, Obj]) -> str:
+    """cabundle.crt: each source file trimmed, joined by a blank line (ConfigMapReconciler.reconcileConfigMap)."""
+    cert_data = ""
+    for name, files in CA_SOURCES:
+        data = (configmaps.get(name) or {}).get("data") or {}
+        for file_name in files:
+            text = (data.get(file_name) or "").strip()
+            if text:
+                cert_data = (cert_data + "\n\n" + text).removeprefix("\n\n")
+    return cert_data
+
+
+def kserve_ca_bundle_change(cert_data: str, existing: Obj | None) -> str:
+    """"create" | "update" | "delete" | "none" (isAdded, isUpdated, isRemoved); any change also deletes
+    the namespace's managed storage-config so that it is made again with or without the bundle."""
+    if not cert_data:
+        return "delete" if existing is not None else "none"
+    if existing is None:
+        return "create"
+    return "update" if (existing.get("data") or {}) != {CA_BUNDLE_KEY: cert_data} else "none"
+
+
+def triggers_ca_bundle(configmap: Obj) -> bool:
+    """The ConfigMapReconciler's event filter: the three names, in any namespace."""
+    return (configmap.get("metadata") or {}).get("name") in (TRUSTED_CA_CONFIGMAP, CA_BUNDLE_CONFIGMAP,
+                                                            SERVICE_CA_CONFIGMAP)
+
+
 def triggers_storage_config(secret: Obj) -> bool:
     """The controller's event filter: Secrets labelled managed, except Ray's TLS Secrets."""
     md = secret.get("metadata") or {}
@@ -701,14 +778,17 @@ class Watcher(threading.Thread):
 class Simulator:
     """The controllers (operator's Kueue component, DSCI profile, storage-config) and the webhooks' reads."""
 
-    def __init__(self, api: client.ApiClient, applications_namespace: str) -> None:
+    def __init__(self, api: client.ApiClient, applications_namespace: str, service_ca: str = "") -> None:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.apps_ns = applications_namespace
+        self.service_ca = service_ca
         self.wake = threading.Event()
         self.lock = threading.Lock()
-        self.kueue_due = self.profile_due = True
+        self.kueue_due = self.profile_due = self.trust_all_due = True
         self.storage_due: set[str] = set()
+        self.trust_due: set[str] = set()     # namespaces whose CA ConfigMaps the operator reconciles
+        self.ca_bundle_due: set[str] = set()  # namespaces whose odh-kserve-custom-ca-bundle is due
 
     # -- events: what each watch makes due (level-triggered: the reconcile re-reads everything)
     def kueue_event(self, _type: str, _obj: Obj) -> None:
@@ -727,16 +807,36 @@ class Simulator:
                 self.storage_due.add(obj["metadata"]["namespace"])
             self.wake.set()
 
+    def namespace_event(self, _type: str, obj: Obj) -> None:
+        with self.lock:
+            self.kueue_due = True
+            self.trust_due.add(obj["metadata"]["name"])
+        self.wake.set()
+
+    def dsci_event(self, _type: str, _obj: Obj) -> None:
+        with self.lock:
+            self.trust_all_due = True
+        self.wake.set()
+
+    def configmap_event(self, _type: str, obj: Obj) -> None:
+        if triggers_ca_bundle(obj):
+            with self.lock:
+                self.ca_bundle_due.add(obj["metadata"]["namespace"])
+            self.wake.set()
+
     def watchers(self, stop: threading.Event) -> list[Watcher]:
         c = self.custom
 
         def custom(group: str, version: str, plural: str) -> Callable[..., Any]:
             return lambda **kw: c.list_cluster_custom_object(group, version, plural, **kw)
-        kueue = [("namespaces", self.core.list_namespace),
-                 ("datascienceclusters", custom(DSC_GROUP, DSC_VERSION, "datascienceclusters"))]
+        kueue = [("datascienceclusters", custom(DSC_GROUP, DSC_VERSION, "datascienceclusters"))]
         kueue += [(p, custom(KUEUE_GROUP, OPERATOR_KUEUE_VERSION, p))
                   for p in ("localqueues", "clusterqueues", "resourceflavors")]
         out = [Watcher(name, call, self.kueue_event, stop) for name, call in kueue]
+        out.append(Watcher("namespaces", self.core.list_namespace, self.namespace_event, stop))
+        out.append(Watcher("dscinitializations", custom(DSCI_GROUP, DSCI_VERSION, "dscinitializations"),
+                           self.dsci_event, stop))
+        out.append(Watcher("configmaps", self.core.list_config_map_for_all_namespaces, self.configmap_event, stop))
         out.append(Watcher("hardwareprofiles", lambda **kw: c.list_namespaced_custom_object(
             HWP_GROUP, HWP_VERSION, self.apps_ns, "hardwareprofiles", **kw), self.profile_event, stop))
         out.append(Watcher("secrets", self.core.list_secret_for_all_namespaces, self.secret_event, stop))
@@ -746,8 +846,9 @@ class Simulator:
         """Run what is due; whatever fails stays due and is retried by the caller."""
         with self.lock:
             kueue, profile, namespaces = self.kueue_due, self.profile_due, self.storage_due
-            self.kueue_due = self.profile_due = False
-            self.storage_due = set()
+            trust_all, trust, bundles = self.trust_all_due, self.trust_due, self.ca_bundle_due
+            self.kueue_due = self.profile_due = self.trust_all_due = False
+            self.storage_due, self.trust_due, self.ca_bundle_due = set(), set(), set()
         try:
             if kueue:
                 self.reconcile_kueue()
@@ -755,6 +856,13 @@ class Simulator:
             if profile:
                 self.ensure_default_profile()
                 profile = False
+            if trust_all or trust:
+                self.reconcile_trust(None if trust_all else trust)
+                trust_all, trust = False, set()
+            while bundles:
+                ns = next(iter(bundles))
+                self.reconcile_ca_bundle(ns)
+                bundles.discard(ns)
             while namespaces:
                 ns = next(iter(namespaces))
                 self.reconcile_storage_config(ns)
@@ -764,6 +872,9 @@ class Simulator:
                 self.kueue_due |= kueue
                 self.profile_due |= profile
                 self.storage_due |= namespaces
+                self.trust_all_due |= trust_all
+                self.trust_due |= trust
+                self.ca_bundle_due |= bundles
 
     def dscs(self) -> list[Obj]:
         return raw(self.custom.list_cluster_custom_object, DSC_GROUP, DSC_VERSION, "datascienceclusters")["items"]
@@ -877,6 +988,102 @@ class Simulator:
             log.info("storage-config %s/%s: %s (%d data connections)", namespace, STORAGE_CONFIG, action,
                      len(connections))
 
+    def reconcile_trust(self, names: set[str] | None) -> None:
+        """OpenShift's `openshift-service-ca.crt` and the operator's `odh-trusted-ca-bundle`, in the
+        namespaces named (all when None: a DSCI changed, or the periodic resync)."""
+        dscis = raw(self.custom.list_cluster_custom_object, DSCI_GROUP, DSCI_VERSION, "dscinitializations")["items"]
+        dsci = dscis[0] if len(dscis) == 1 else None  # cluster.GetDSCI: none, or more than one, is an error
+        for ns in raw(self.core.list_namespace)["items"]:
+            name = ns["metadata"]["name"]
+            if names is not None and name not in names:
+                continue
+            if self.service_ca and (ns.get("status") or {}).get("phase", "Active") == "Active":
+                self._apply_configmap({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                    "name": SERVICE_CA_CONFIGMAP, "namespace": name,
+                    "annotations": {"service.beta.openshift.io/inject-cabundle": "true"}},
+                    "data": {"service-ca.crt": self.service_ca}}, "openshift-service-ca-publisher")
+            action, desired = trusted_ca_bundle_action(dsci, ns)
+            if action == "apply":
+                self._apply_configmap(desired, "opendatahub-operator/trustedcabundle")
+            elif action == "delete":
+                self._delete_configmap(name, TRUSTED_CA_CONFIGMAP)
+
+    def reconcile_ca_bundle(self, namespace: str) -> None:
+        """odh-model-controller's ConfigMapReconciler for one namespace."""
+        sources = {}
+        for name, _files in CA_SOURCES:
+            found = self._get_configmap(namespace, name)
+            if found is not None:
+                sources[name] = found
+        cert_data = kserve_ca_bundle(sources)
+        existing = self._get_configmap(namespace, CA_BUNDLE_CONFIGMAP)
+        action = kserve_ca_bundle_change(cert_data, existing)
+        if action == "none":
+            return
+        try:
+            if action == "create":
+                self.core.create_namespaced_config_map(namespace, {
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": CA_BUNDLE_CONFIGMAP, "labels": {ODH_MANAGED: "true"}},
+                    "data": {CA_BUNDLE_KEY: cert_data}}, _request_timeout=REQUEST_TIMEOUT)
+            elif action == "update":
+                existing["data"] = {CA_BUNDLE_KEY: cert_data}
+                self.core.replace_namespaced_config_map(CA_BUNDLE_CONFIGMAP, namespace, existing,
+                                                        _request_timeout=REQUEST_TIMEOUT)
+            else:
+                self.core.delete_namespaced_config_map(CA_BUNDLE_CONFIGMAP, namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 409:  # created or changed meanwhile: read again
+                with self.lock:
+                    self.ca_bundle_due.add(namespace)
+                return
+            if exc.status not in (403, 404):  # namespace terminating; deleted meanwhile
+                raise
+        log.info("ConfigMap %s/%s: %s", namespace, CA_BUNDLE_CONFIGMAP, action)
+        # processDelta's deleteStorageSecret: the Secret reconciler makes it again, with the new bundle
+        current = self._get_secret(namespace, STORAGE_CONFIG)
+        if current is not None and (current["metadata"].get("labels") or {}).get(ODH_MANAGED) == "true":
+            try:
+                self.core.delete_namespaced_secret(STORAGE_CONFIG, namespace, _request_timeout=REQUEST_TIMEOUT)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            log.info("storage-config %s/%s: deleted to be made again with the CA bundle", namespace, STORAGE_CONFIG)
+
+    def _get_configmap(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return raw(self.core.read_namespaced_config_map, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _apply_configmap(self, desired: Obj, manager: str) -> None:
+        """Server-side apply with force, as the operator's resources.Apply; unchanged objects are not written."""
+        md = desired["metadata"]
+        current = self._get_configmap(md["namespace"], md["name"])
+        if current is not None:
+            have = {"data": current.get("data") or {}, "labels": current["metadata"].get("labels") or {},
+                    "annotations": current["metadata"].get("annotations") or {}}
+            want = {"data": desired["data"], "labels": md.get("labels") or {}, "annotations": md.get("annotations") or {}}
+            if all(have[part].get(key) == value for part, fields in want.items() for key, value in fields.items()):
+                return  # what this manager sets is there (others' fields, e.g. ca-bundle.crt, stay as they are)
+        try:
+            self.core.patch_namespaced_config_map(md["name"], md["namespace"], desired, field_manager=manager,
+                                                  force=True, _content_type="application/apply-patch+yaml",
+                                                  _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status not in (403, 404):  # namespace terminating or gone
+                raise
+
+    def _delete_configmap(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_config_map(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            log.info("ConfigMap %s/%s: deleted", namespace, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def _get_secret(self, namespace: str, name: str) -> Obj | None:
         try:
             return raw(self.core.read_namespaced_secret, name, namespace)
@@ -929,6 +1136,7 @@ def run(sim: Simulator, stop: threading.Event) -> None:
         sim.wake.clear()
         if time.monotonic() >= next_resync:
             sim.kueue_event("RESYNC", {})
+            sim.dsci_event("RESYNC", {})
             next_resync = time.monotonic() + RESYNC_SECONDS
         try:
             sim.reconcile_due()
@@ -990,9 +1198,22 @@ def _hwp_schema() -> Obj:
         "status": {"type": "object"}}}
 
 
+def _dsci_schema() -> Obj:
+    trust = {"type": "object", "required": ["managementState"], "properties": {
+        "managementState": {"type": "string", "enum": ["Managed", "Removed", "Unmanaged"], "default": "Removed"},
+        "customCABundle": {"type": "string", "default": ""}}}
+    return {"type": "object", "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+        # the other fields are kept as written, unvalidated: the testbed acts on the trusted CA bundle only
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                 "properties": {"applicationsNamespace": {"type": "string"}, "trustedCABundle": trust}},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+
+
 def crds() -> list[Obj]:
-    """DataScienceCluster (v1 and v2, v2 stored) and HardwareProfile (v1 stored, v1alpha1 deprecated),
-    with the fields of opendatahub-operator v3.0.0's config/crd/bases that the testbed acts on."""
+    """DataScienceCluster and DSCInitialization (v1 and v2, v2 stored) and HardwareProfile (v1 stored,
+    v1alpha1 deprecated), with the fields of opendatahub-operator v3.0.0's config/crd/bases that the
+    testbed acts on."""
     ready = [{"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}]
     dsc_versions = [{"name": "v1", "served": True, "storage": False, "subresources": {"status": {}},
                      "additionalPrinterColumns": ready,
@@ -1012,6 +1233,13 @@ def crds() -> list[Obj]:
          "spec": {"group": DSC_GROUP, "scope": "Cluster", "versions": dsc_versions,
                   "names": {"kind": "DataScienceCluster", "listKind": "DataScienceClusterList",
                             "plural": "datascienceclusters", "singular": "datasciencecluster", "shortNames": ["dsc"]}}},
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+         "metadata": {"name": f"dscinitializations.{DSCI_GROUP}"},
+         "spec": {"group": DSCI_GROUP, "scope": "Cluster",
+                  "versions": [{"name": v, "served": True, "storage": v == DSCI_VERSION, "subresources": {"status": {}},
+                                "schema": {"openAPIV3Schema": _dsci_schema()}} for v in ("v1", "v2")],
+                  "names": {"kind": "DSCInitialization", "listKind": "DSCInitializationList",
+                            "plural": "dscinitializations", "singular": "dscinitialization", "shortNames": ["dsci"]}}},
         {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
          "metadata": {"name": f"hardwareprofiles.{HWP_GROUP}"},
          "spec": {"group": HWP_GROUP, "scope": "Namespaced", "versions": hwp_versions,
@@ -1050,6 +1278,15 @@ def default_dsc() -> Obj:
             "spec": {"components": {"kueue": {"managementState": "Unmanaged"}}}}
 
 
+def default_dsci(custom_ca: str = "", applications_namespace: str = APPLICATIONS_NAMESPACE) -> Obj:
+    """The DSCInitialization the operator creates once (CreateDefaultDSCI: trusted CA bundle Managed), with
+    `custom_ca` in `customCABundle` as an admin adds the CA of an in-cluster S3 with its own certificate."""
+    return {"apiVersion": f"{DSCI_GROUP}/{DSCI_VERSION}", "kind": "DSCInitialization",
+            "metadata": {"name": DEFAULT_DSCI},
+            "spec": {"applicationsNamespace": applications_namespace,
+                     "trustedCABundle": {"managementState": "Managed", "customCABundle": custom_ca}}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True, type=Path)
@@ -1057,6 +1294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", required=True, type=Path, help="serving certificate (testbed CA)")
     parser.add_argument("--key", required=True, type=Path)
     parser.add_argument("--applications-namespace", default=APPLICATIONS_NAMESPACE)
+    parser.add_argument("--service-ca", type=Path, help="the CA published as openshift-service-ca.crt")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s rhoai_sim %(message)s")
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -1068,7 +1306,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    sim = Simulator(config.new_client_from_config(config_file=str(args.kubeconfig)), args.applications_namespace)
+    sim = Simulator(config.new_client_from_config(config_file=str(args.kubeconfig)), args.applications_namespace,
+                    args.service_ca.read_text() if args.service_ca else "")
     server = AdmissionServer(args.port, args.cert, args.key, sim.hooks())
     threading.Thread(target=server.serve_forever, name="webhooks", daemon=True).start()
     log.info("started: webhooks on https://127.0.0.1:%d (kubeconfig %s)", args.port, args.kubeconfig)

@@ -155,6 +155,7 @@ def prepare() -> None:
     for d in (PKI, RUN, LOGS, STATE / "kubeconfigs"):
         d.mkdir(parents=True, exist_ok=True)
     pki.ensure_ca(PKI)
+    pki.ensure_ca(PKI, "service-ca", "openshift-service-serving-signer (testbed)")
     pki.ensure_service_account_key(PKI)
     pki.ensure_cert(PKI, "apiserver", "kube-apiserver", ips=("127.0.0.1", "10.96.0.1"),
                     dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"), server=True)
@@ -322,7 +323,7 @@ def components() -> list[Component]:
                   lambda: pid_of(RUN, "vllm-sim") is not None, api_client=True),
         Component("rhoai-sim", [sys.executable, str(HERE / "rhoai_sim.py"), f"--kubeconfig={kcfg / 'rhoai-sim.yaml'}",
                                 f"--port={PORTS['rhoai_webhook']}", f"--cert={PKI / 'webhook.crt'}",
-                                f"--key={PKI / 'webhook.key'}"],
+                                f"--key={PKI / 'webhook.key'}", f"--service-ca={PKI / 'service-ca.crt'}"],
                   lambda: https_ok(f"https://127.0.0.1:{PORTS['rhoai_webhook']}/healthz", ca), api_client=True),
     ]
 
@@ -342,7 +343,7 @@ def up(args: argparse.Namespace) -> int:
     prepare()
     deadline = time.monotonic() + UP_TIMEOUT
     # install and settle need the kubernetes client from the venv
-    from install import (ensure_default_dsc, ensure_openshift_objects, install_cluster_objects,
+    from install import (ensure_default_dsc, ensure_default_dsci, ensure_openshift_objects, install_cluster_objects,
                          release_kwok_leases, wait_webhooks_serving)
     from settle import remove_leftovers, wait_settled
     api = client_for_admin()
@@ -377,6 +378,9 @@ def up(args: argparse.Namespace) -> int:
     wait_webhooks_serving(STATE, PORTS, deadline)
     if created := ensure_openshift_objects(api, API):
         print(f"[up {time.monotonic() - t0:5.1f}s] as the OpenShift installer would have: {', '.join(created)}")
+    if ensure_default_dsci(api, (PKI / "ca.crt").read_text()):
+        print(f"[up {time.monotonic() - t0:5.1f}s] DSCInitialization default-dsci created (the testbed CA in its "
+              "trusted CA bundle)")
     if ensure_default_dsc(api):
         print(f"[up {time.monotonic() - t0:5.1f}s] DataScienceCluster default-dsc created (Kueue Unmanaged)")
     remove_leftovers(api)

@@ -6,8 +6,10 @@ a kwok node it does what the kubelet and vLLM would:
 
 - init containers KServe's pod webhook injected: `storage-initializer` lists the model at the
   pod's storage URI on the testbed S3 and fails as KServe's storage initializer does when nothing is
-  there; `modelcar-init` pulls the OCI modelcar image, which works only for the images in MODELCARS
-  (unknown images fail as CRI-O's pull would: ErrImagePull, then ImagePullBackOff);
+  there, verifying an https endpoint's certificate as it does: with the CA bundle ConfigMap KServe's
+  webhook mounted (the connection's `cabundle_configmap`; a missing ConfigMap keeps the pod
+  initializing with FailedMount), else with public CAs only; `modelcar-init` pulls the OCI modelcar
+  image, which works only for the images in MODELCARS (unknown images fail as CRI-O's pull would: ErrImagePull, then ImagePullBackOff);
 - `kserve-container` on a GPU node: vllm_fit_sim.judge() decides from the container's command line
   and env, the GPUs and /dev/shm the pod was given and the model's config.json and weight size
   whether vLLM becomes Ready or exits 1; an exiting container is restarted with the kubelet's
@@ -68,6 +70,11 @@ STORAGE_SECRET_ANNOTATION = "serving.kserve.io/storageSecretName"
 STORAGE_SECRET = "storage-config"
 MAIN = "kserve-container"
 STORAGE_INITIALIZER, MODELCAR, MODELCAR_INIT = "storage-initializer", "modelcar", "modelcar-init"
+# KServe 0.16 pkg/webhook/admission/pod/storage_initializer_injector.go and pkg/constants/constants.go:
+# the CA bundle volume the pod webhook mounts into the storage initializer, and the env it sets.
+CA_BUNDLE_VOLUME = "cabundle-cert"
+CA_BUNDLE_NAME_ENV, CA_BUNDLE_MOUNT_ENV = "CA_BUNDLE_CONFIGMAP_NAME", "CA_BUNDLE_VOLUME_MOUNT_POINT"
+DEFAULT_CA_BUNDLE_MOUNT = "/etc/ssl/custom-certs"
 GPU = it.GPU_RESOURCE
 SIM_HEADER = "x-simulated-by"
 SIM_NAME = "testbed/vllm_sim.py"
@@ -77,7 +84,7 @@ BACKOFF_INITIAL_S, BACKOFF_MAX_S = 10.0, 300.0
 # kubelet (pkg/kubelet/container/runtime.go): the log tail a FallbackToLogsOnError message holds.
 TERMINATION_LOG_LINES, TERMINATION_LOG_BYTES = 80, 2048
 # How long a sidecar/init step takes and how long the kubelet shows `terminated` before `waiting`.
-INIT_STEP_S, KUBELET_SYNC_S = 5.0, 1.0
+INIT_STEP_S, KUBELET_SYNC_S, MOUNT_RETRY_S = 5.0, 1.0, 2.0
 
 # OCI modelcars the simulated registry serves: image -> (weights total_size in bytes, config.json).
 # Mistral-Small-24B-Instruct-2501 (mistralai/, config.json and 23,572,403,200 parameters):
@@ -278,8 +285,29 @@ def s3_settings(core: client.CoreV1Api, pod: Obj, state: Path) -> dict[str, str]
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("type", "s3") == "s3" and entry.get("access_key_id"):
-            return {**fallback, **{k: str(v) for k, v in entry.items()}}
+            # what the entry does not say is not trusted: no testbed CA behind the connection's back
+            return {**fallback, "ca_bundle": "", **{k: str(v) for k, v in entry.items()}}
     return fallback
+
+
+def verifies_tls(settings: dict[str, str]) -> bool:
+    """kserve_storage.py: `S3_VERIFY_SSL` (the entry's `verify_ssl`) turns verification off with 0 or false."""
+    return settings.get("verify_ssl", "1").lower() not in ("0", "false")
+
+
+def storage_ca(pod: Obj) -> tuple[str, str, str] | None:
+    """(ConfigMap, mount point, file) the storage initializer verifies S3's TLS with, when KServe's pod
+    webhook mounted one (the storage-config entry's `cabundle_configmap`): kserve_storage.py
+    `_download_s3` reads `AWS_CA_BUNDLE`, else `<CA_BUNDLE_VOLUME_MOUNT_POINT>/cabundle.crt`."""
+    spec = pod.get("spec") or {}
+    init = next((c for c in spec.get("initContainers") or [] if c["name"] == STORAGE_INITIALIZER), None)
+    env = {e["name"]: e.get("value") or "" for e in (init or {}).get("env") or []}
+    if CA_BUNDLE_NAME_ENV not in env:
+        return None
+    volume = next((v for v in spec.get("volumes") or [] if v["name"] == CA_BUNDLE_VOLUME), {})
+    name = (volume.get("configMap") or {}).get("name") or env[CA_BUNDLE_NAME_ENV]
+    mount = env.get(CA_BUNDLE_MOUNT_ENV) or DEFAULT_CA_BUNDLE_MOUNT
+    return name, mount, env.get("AWS_CA_BUNDLE") or f"{mount}/cabundle.crt"
 
 
 def read_s3_model(uri: str, settings: dict[str, str]) -> Model:
@@ -289,7 +317,7 @@ def read_s3_model(uri: str, settings: dict[str, str]) -> Model:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = uri[len("s3://"):].partition("/")
-    verify: bool | str = settings.get("verify_ssl", "1") not in ("0", "false", "False")
+    verify: bool | str = verifies_tls(settings)
     if verify and settings.get("ca_bundle"):
         verify = settings["ca_bundle"]
     s3 = boto3.client("s3", endpoint_url=settings.get("endpoint_url") or None,
@@ -464,6 +492,7 @@ class Simulator:
         for uid in set(self.runs) - seen:
             run = self.runs.pop(uid)
             self.endpoints.close(run)
+            self.ca_file(uid).unlink(missing_ok=True)
             log.info("pod %s: gone", run.key)
         return min(due) if due else None
 
@@ -535,6 +564,11 @@ class Simulator:
                 return True
             if step.name == MODELCAR_INIT and step.image not in MODELCARS:
                 self._pull_failed(run, step, mono, waits)
+                return True
+            if step.name == STORAGE_INITIALIZER and step.state == "waiting" and step.reason == "PodInitializing" \
+                    and not self.ca_volume_ready(run, pod, step):
+                step.due = mono + MOUNT_RETRY_S * self.time_scale   # the kubelet retries the mount
+                waits.append(step.due - mono)
                 return True
             if step.state == "running":
                 # the storage initializer downloads the model into /mnt/models once per pod
@@ -663,9 +697,45 @@ class Simulator:
             total, cfg = MODELCARS.get(image, (0, None))
             model = Model(uri, shape=fit.ModelShape.from_config(cfg, total) if cfg else None, has_weights=bool(cfg))
         else:
-            model = read_s3_model(uri, s3_settings(self.core, pod, self.state))
+            settings = s3_settings(self.core, pod, self.state)
+            ca = storage_ca(pod)
+            if ca and verifies_tls(settings):
+                configmap, mount, path = ca
+                data = self.configmap_data(run.namespace, configmap) or {}
+                directory, _, file_name = path.rpartition("/")
+                if directory != mount or file_name not in data:
+                    run.model = Model(uri, fetch_error=storage_initializer_log(
+                        uri, f"RuntimeError: Failed to find ca bundle file({path})."))
+                    return run.model
+                # the file as the kubelet mounts it, read again on every start
+                ca_file = self.ca_file(run.uid)
+                ca_file.parent.mkdir(parents=True, exist_ok=True)
+                ca_file.write_text(data[file_name])
+                settings["ca_bundle"] = str(ca_file)
+            model = read_s3_model(uri, settings)
         run.model = model
         return model
+
+    def ca_file(self, uid: str) -> Path:
+        return self.state / "vllm-sim-ca" / f"{uid}.crt"
+
+    def configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            return raw(self.core.read_namespaced_config_map, name, namespace).get("data") or {}
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def ca_volume_ready(self, run: PodRun, pod: Obj, step: Step) -> bool:
+        """The kubelet mounts the CA bundle ConfigMap before any container starts; a missing one
+        keeps the pod initializing with a FailedMount event, as on a real node."""
+        ca = storage_ca(pod)
+        if ca is None or self.configmap_data(run.namespace, ca[0]) is not None:
+            return True
+        self.event(run, step, "Warning", "FailedMount",
+                   f'MountVolume.SetUp failed for volume "{CA_BUNDLE_VOLUME}" : configmap "{ca[0]}" not found')
+        return False
 
     # ---- writing -----------------------------------------------------------------------------------
     def render(self, run: PodRun, pod: Obj, node: Obj) -> Obj:

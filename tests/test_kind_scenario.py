@@ -28,7 +28,7 @@ KIND = Path("molecule") / "kind"
 ROLES = Path("collections") / "ansible_collections" / "rhoai" / "gpuaas" / "roles"
 # What overrides.yml may set: the pins, endpoints, and what kind does differently (README.md).
 ALLOWED_OVERRIDES = {"kind_pins", "gpuaas_kueue_api_version", "serving_deployment_mode", "serving_s3_endpoint",
-                     "gpu_nodes_wait", "serving_create_storage_config", "validate_models"}
+                     "serving_s3_cluster_ca", "gpu_nodes_wait", "serving_create_storage_config", "validate_models"}
 PIN_REF = re.compile(r"^\{\{\s*kind_pins\.(\w+)\s*\}\}$")
 # Literal versions or images in the playbooks: they must come from kind_pins instead.
 LITERAL_PINS = re.compile(r"releases/download/v?\d[\w.-]*|(?:docker\.io|ghcr\.io|quay\.io|registry\.k8s\.io|gcr\.io)/"

@@ -25,7 +25,7 @@ PLAYBOOK_RBAC = {"provision.yml": "provision", "deploy.yml": "deploy", "handover
 KINDS = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
 # The cluster-scoped kinds the playbooks touch; every other resource named in aap/rbac/ is namespaced.
 CLUSTER_SCOPED = {"nodes", "namespaces", "infrastructures", "clusterqueues", "resourceflavors",
-                  "customresourcedefinitions", "datascienceclusters"}
+                  "customresourcedefinitions", "datascienceclusters", "dscinitializations"}
 ESCALATING = {"*", "escalate", "bind", "impersonate"}
 
 

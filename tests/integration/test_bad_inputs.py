@@ -103,6 +103,8 @@ BOARD = {"namespace": "$ns", "cluster_queues": ["$cq"]}
 HANDOVER = {"namespace": "$ns", "outgoing": "mistral-3-bf16", "incoming": "devstral-2", "resident": ["mistral-3-int4"],
             "cluster_queues": ["$cq"], "wait_timeout": 30}
 LQ = {"namespace": "$ns", "name": "gpu", "cluster_queue": "$cq"}
+# Good, except where a row says otherwise: the testbed CA, which the DSCInitialization's bundle holds.
+CA = {"namespace": "$ns", "connection": "models", "ca": "$testbed_ca", "wait_timeout": 30}
 ISVC_DEF = {"apiVersion": ko.ISVC, "kind": "InferenceService",
             "metadata": {"name": "bad-input", "namespace": "$ns", "labels": {ko.QUEUE_LABEL: ko.QUEUE}},
             "spec": {"predictor": {"model": {"modelFormat": {"name": "vLLM"}, "runtime": "vllm-runtime",
@@ -210,6 +212,13 @@ ROWS: list[Row] = [
     Row("handover-kueue-api-unserved", "gpu_handover", {**HANDOVER, "kueue_api_version": UNSERVED}, SAYS_UNSERVED,
         (MODELS,)),
     *k8s_rows("gpu_handover", HANDOVER, (MODELS,), "handover"),
+    # ---------------------------------------------------------------- connection_ca
+    Row("ca-not-pem", "connection_ca", {**CA, "ca": "/etc/pki/minio-ca.crt"},
+        ("ca holds no PEM certificate", "lookup('file', 'ca.crt')"), (MODELS,)),
+    Row("ca-missing-namespace", "connection_ca", {**CA, "namespace": "$ns-x"},
+        ("Namespace $ns-x does not exist: create it first", "or fix namespace"), (MODELS,)),
+    Row("ca-wait-not-a-bool", "connection_ca", {**CA, "wait": "perhaps"}, ("'wait'", TYPE_ERROR, "bool"), (MODELS,)),
+    *k8s_rows("connection_ca", CA, (MODELS,), "ca"),
     # ---------------------------------------------------------------- local_queue
     Row("lq-missing-cluster-queue", "local_queue", {**LQ, "name": "other", "cluster_queue": "nope"},
         ("ClusterQueue nope does not exist: create it first", "or fix cluster_queue"), (MODELS, CLUSTER)),
@@ -366,6 +375,11 @@ ROWS: list[Row] = [
         ("serving_wait_timeout must be > 0, got -1",), (MODELS, CLUSTER)),
     Row("role-serving-kubeconfig-missing", "role:serving", {**SERVING, "serving_kubeconfig": "$model_dir/nope"},
         ("serving_kubeconfig $model_dir/nope is not a file",), (MODELS, CLUSTER)),
+    Row("role-serving-ca-for-an-http-endpoint", "role:serving",
+        {**SERVING, "serving_s3_endpoint": "http://minio.minio-storage.svc:9000",
+         "serving_s3_cluster_ca": "-----BEGIN CERTIFICATE-----"},
+        ("serving_s3_cluster_ca is set but serving_s3_endpoint (http://minio.minio-storage.svc:9000) is not https",),
+        (MODELS, CLUSTER)),
     # ---------------------------------------------------------------- role teardown
     Row("role-teardown-api-unknown", "role:teardown", {**TEARDOWN, "teardown_kueue_api_version": "v9"},
         ("teardown_kueue_api_version", "got: v9"), (MODELS, MACHINESETS)),
@@ -471,6 +485,7 @@ def stage(k8s: client.ApiClient, kubeconfig: str, s3_env: dict[str, str], gpu_no
             values = {
                 "ns": ns, "cq": cq, "other_cq": other_cq, "machineset": machineset, "worker": worker, "bucket": bucket,
                 "missing_bucket": unique_bucket(), "api": testbed.API, "ca": str(testbed.PKI / "ca.crt"),
+                "testbed_ca": (testbed.PKI / "ca.crt").read_text(),
                 "closed_https": f"https://127.0.0.1:{closed_port()}", "closed_http": f"http://127.0.0.1:{closed_port()}",
                 "registry": registry_url(), "model_dir": str(tmp / "model"), "state_dir": str(tmp / "state"),
                 "s3_endpoint": s3_env["AWS_S3_ENDPOINT"], "s3_access": s3_env["AWS_ACCESS_KEY_ID"],

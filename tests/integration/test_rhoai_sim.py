@@ -128,9 +128,7 @@ def test_storage_config_follows_the_data_connections(k8s: client.ApiClient, name
              '"region":"us-east-1","secret_access_key":"it-secret","type":"s3"}')
     wait_for("storage-config with the connection", lambda: storage_config(core, namespace) == {"minio": entry})
 
-    # An https endpoint with the namespace's custom CA bundle names that ConfigMap.
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "odh-kserve-custom-ca-bundle"},
-                                                  "data": {"cabundle.crt": "-----BEGIN CERTIFICATE-----\n"}})
+    # An https endpoint names the namespace's CA bundle (made from the service CA in every namespace).
     core.patch_namespaced_secret("minio", namespace, {"stringData": {"AWS_S3_ENDPOINT": "https://s3.example:443"}})
     wait_for("storage-config with the https endpoint and the CA bundle", lambda: json.loads(
         (storage_config(core, namespace) or {}).get("minio", "{}")).get("cabundle_configmap")

@@ -74,6 +74,15 @@ MUTANTS = [
            '_ETAG_RE = re.compile(r"^([0-9a-f]{32})(?:-(\\d+))?$")', '_ETAG_RE = re.compile(r"^([0-9a-f]{32})")'),
     Mutant("s3_etag: the 'KiB' spelling of part_size is refused", "s3_etag.py",
            '"kib": 1024, ', ""),
+    Mutant("ca_bundle: one certificate of a chain in the bundle counts as all", "ca_bundle.py",
+           "return all(der in present for der in wanted)", "return any(der in present for der in wanted)"),
+    Mutant("ca_bundle: a bundle holding the CA is enough, the connection's entry unchecked", "ca_bundle.py",
+           'return state["in_bundle"] and entry.get("cabundle_configmap") == BUNDLE', 'return state["in_bundle"]'),
+    Mutant("ca_bundle: a CA already in the DSCI is refused before the operator copies it", "ca_bundle.py",
+           'if holds(trust.get("customCABundle") or "", wanted) or TRUSTED not in state["ca_configmaps"]:',
+           'if TRUSTED not in state["ca_configmaps"]:'),
+    Mutant("ca_bundle: a namespace that opted out is sent to the DSCI", "ca_bundle.py",
+           '"0", "f", "F", "false", "False", "FALSE"):', '"no",):'),
 ]
 
 

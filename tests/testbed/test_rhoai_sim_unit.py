@@ -340,6 +340,74 @@ def test_event_filter_is_the_managed_label() -> None:
     assert not rs.triggers_storage_config({"metadata": {"name": "ray-tls", "labels": {rs.ODH_MANAGED: "true"}}})
 
 
+# ---- trusted CA chain ----------------------------------------------------------------------------
+def ca_namespace(name: str, annotations: dict | None = None, phase: str = "Active") -> dict:
+    return {"metadata": {"name": name, "annotations": annotations or {}}, "status": {"phase": phase}}
+
+
+def dsci(state: str | None, custom: str = "") -> dict:
+    trust = None if state is None else {"managementState": state, "customCABundle": custom}
+    return {"metadata": {"name": "default-dsci"}, "spec": {} if trust is None else {"trustedCABundle": trust}}
+
+
+def test_trusted_ca_bundle_holds_the_custom_bundle_trimmed_with_one_newline() -> None:
+    action, desired = rs.trusted_ca_bundle_action(dsci("Managed", "\n  PEM-A\nPEM-B  \n\n"), ca_namespace("models"))
+    assert action == "apply"
+    assert desired["metadata"] == {"name": "odh-trusted-ca-bundle", "namespace": "models", "labels": {
+        "app.kubernetes.io/part-of": "opendatahub-operator", "config.openshift.io/inject-trusted-cabundle": "true"}}
+    assert desired["data"] == {"odh-ca-bundle.crt": "PEM-A\nPEM-B\n"}
+    assert rs.trusted_ca_bundle_action(dsci("Managed"), ca_namespace("models"))[1]["data"] == {"odh-ca-bundle.crt": "\n"}
+
+
+@pytest.mark.parametrize("name", ["openshift-config", "kube-system", "default", "openshift"])
+def test_reserved_namespaces_are_left_alone(name: str) -> None:
+    assert rs.trusted_ca_bundle_action(dsci("Managed", "PEM"), ca_namespace(name)) == ("none", None)
+
+
+@pytest.mark.parametrize("the_dsci,ns,action", [
+    (dsci("Removed", "PEM"), ca_namespace("m"), "delete"),
+    (dsci(None), ca_namespace("m"), "delete"),
+    (dsci("Managed", "PEM"), ca_namespace("m", {"security.opendatahub.io/inject-trusted-ca-bundle": "false"}), "delete"),
+    (dsci("Managed", "PEM"), ca_namespace("m", {"security.opendatahub.io/inject-trusted-ca-bundle": "F"}), "delete"),
+    # strconv.ParseBool fails on anything else, and the operator then injects
+    (dsci("Managed", "PEM"), ca_namespace("m", {"security.opendatahub.io/inject-trusted-ca-bundle": "no"}), "apply"),
+    (dsci("Managed", "PEM"), ca_namespace("m", {"security.opendatahub.io/inject-trusted-ca-bundle": "true"}), "apply"),
+    (dsci("Unmanaged", "PEM"), ca_namespace("m"), "none"),
+    (None, ca_namespace("m"), "none"),
+    (dsci("Managed", "PEM"), ca_namespace("m", phase="Terminating"), "none"),
+])
+def test_trusted_ca_bundle_follows_the_dsci_and_the_namespace(the_dsci: dict | None, ns: dict, action: str) -> None:
+    assert rs.trusted_ca_bundle_action(the_dsci, ns)[0] == action
+
+
+def configmap(data: dict) -> dict:
+    return {"metadata": {}, "data": data}
+
+
+def test_kserve_ca_bundle_joins_every_source_trimmed() -> None:
+    sources = {"odh-trusted-ca-bundle": configmap({"ca-bundle.crt": " CLUSTER \n", "odh-ca-bundle.crt": "\nCUSTOM\n"}),
+               "openshift-service-ca.crt": configmap({"service-ca.crt": "SERVICE\n"}),
+               "unrelated": configmap({"ca.crt": "OTHER"})}
+    assert rs.kserve_ca_bundle(sources) == "CLUSTER\n\nCUSTOM\n\nSERVICE"
+    assert rs.kserve_ca_bundle({"odh-trusted-ca-bundle": configmap({"odh-ca-bundle.crt": "\n"})}) == ""
+    assert rs.kserve_ca_bundle({"openshift-service-ca.crt": configmap({"service-ca.crt": "S"})}) == "S"
+
+
+def test_kserve_ca_bundle_create_update_delete() -> None:
+    existing = configmap({"cabundle.crt": "A"})
+    assert rs.kserve_ca_bundle_change("A", None) == "create"
+    assert rs.kserve_ca_bundle_change("A", existing) == "none"
+    assert rs.kserve_ca_bundle_change("A\n\nB", existing) == "update"
+    assert rs.kserve_ca_bundle_change("", existing) == "delete"
+    assert rs.kserve_ca_bundle_change("", None) == "none"
+
+
+def test_ca_event_filter_is_the_three_names() -> None:
+    for name in ("odh-trusted-ca-bundle", "odh-kserve-custom-ca-bundle", "openshift-service-ca.crt"):
+        assert rs.triggers_ca_bundle({"metadata": {"name": name, "namespace": "m"}})
+    assert not rs.triggers_ca_bundle({"metadata": {"name": "kube-root-ca.crt", "namespace": "m"}})
+
+
 # ---- admission plumbing -------------------------------------------------------------------------
 def test_json_patch_turns_before_into_after() -> None:
     before = {"metadata": {"labels": {"a": "1", "b/c": "2"}}, "spec": {"x": [1]}}

@@ -5,6 +5,7 @@ known outcomes on NVIDIA L4s (23034 MiB).
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import re
@@ -329,3 +330,41 @@ def test_kwok_stages_leave_predictor_pods_to_the_sim(tmp_path: Path) -> None:
     files = testbed.kwok_stage_files(tmp_path / "kwok")
     assert [f.name for f in files] == ["pod-delete.yaml", "pod-ready.yaml", "kwok-pod-ready-again.yaml"]
     assert files[1].parent.name == "kwok-stages"
+
+
+def pod_with_ca(env: list[dict], volumes: list[dict] | None = None) -> dict:
+    return {"spec": {"initContainers": [{"name": "storage-initializer", "env": env}], "volumes": volumes or []}}
+
+
+def test_storage_ca_is_what_kserves_webhook_mounted() -> None:
+    mounted = [{"name": "cabundle-cert", "configMap": {"name": "odh-kserve-custom-ca-bundle"}}]
+    env = [{"name": "AWS_CA_BUNDLE_CONFIGMAP", "value": "odh-kserve-custom-ca-bundle"},
+           {"name": "CA_BUNDLE_CONFIGMAP_NAME", "value": "odh-kserve-custom-ca-bundle"},
+           {"name": "CA_BUNDLE_VOLUME_MOUNT_POINT", "value": "/etc/ssl/custom-certs"}]
+    assert sim.storage_ca(pod_with_ca(env, mounted)) == ("odh-kserve-custom-ca-bundle", "/etc/ssl/custom-certs",
+                                                         "/etc/ssl/custom-certs/cabundle.crt")
+    own_path = env + [{"name": "AWS_CA_BUNDLE", "value": "/etc/ssl/custom-certs/mine.pem"}]
+    assert sim.storage_ca(pod_with_ca(own_path, mounted))[2] == "/etc/ssl/custom-certs/mine.pem"
+    # without the webhook's variable the storage initializer trusts public CAs only
+    assert sim.storage_ca(pod_with_ca(env[:1], mounted)) is None
+    assert sim.storage_ca({"spec": {"initContainers": [{"name": "modelcar-init"}]}}) is None
+
+
+def test_a_connection_entry_does_not_inherit_the_testbed_ca(tmp_path: Path) -> None:
+    (tmp_path / "s3.env").write_text("AWS_S3_ENDPOINT=http://127.0.0.1:1\nAWS_CA_BUNDLE_TESTBED=/ca.crt\n")
+
+    class Core:
+        def read_namespaced_secret(self, name, namespace, **_kw):
+            entry = json.dumps({"type": "s3", "access_key_id": "ak", "endpoint_url": "https://s3:443"})
+            body = json.dumps({"data": {"conn": base64.b64encode(entry.encode()).decode()}})
+            return type("Resp", (), {"data": body.encode()})()
+    pod = {"metadata": {"namespace": "m", "annotations": {sim.STORAGE_KEY_ANNOTATION: "conn"}}}
+    settings = sim.s3_settings(Core(), pod, tmp_path)
+    assert settings["endpoint_url"] == "https://s3:443" and settings["ca_bundle"] == ""
+
+
+@pytest.mark.parametrize("value,verifies", [("1", True), ("true", True), ("0", False), ("False", False),
+                                            ("false", False)])
+def test_verify_ssl_turns_tls_verification_off_as_kserve_reads_it(value: str, verifies: bool) -> None:
+    assert sim.verifies_tls({"verify_ssl": value}) is verifies
+    assert sim.verifies_tls({}) is True
