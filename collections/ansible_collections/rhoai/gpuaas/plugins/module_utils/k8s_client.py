@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -208,11 +209,15 @@ class Client:
     def __init__(self, dynamic: Any, host: str) -> None:
         self.dynamic = dynamic
         self.host = host
+        # The dynamic client's discovery cache is not thread-safe: a lookup that misses clears the
+        # cache while another thread (a wait's second watch) reads it, which fails with KeyError 'resources'.
+        self._discovery = threading.Lock()
 
     def resource(self, api_version: str, kind: str) -> Any:
         """Resource lookup by discovery; ``NotServed`` when the cluster does not serve it."""
         try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            with self._discovery:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             group = api_version.rpartition("/")[0]
             raise not_served(api_version, kind, self.served_versions(group) if group else []) from None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -58,3 +60,33 @@ def test_a_group_not_served_at_all_says_what_is_missing() -> None:
 def test_an_unknown_group_gets_no_guess() -> None:
     assert not_served("example.com/v1", "Thing", []).msg == (
         "The Kubernetes API does not serve Thing in example.com/v1 (the cluster serves no example.com API at all)")
+
+
+def test_lookups_from_several_threads_never_overlap() -> None:
+    """The dynamic client's discovery cache is shared and not thread-safe (a miss clears it): one lookup at a time."""
+    class Racy(Discovery):
+        def __init__(self) -> None:
+            super().__init__({"kueue.x-k8s.io": ["v1beta1"], "": ["v1"]})
+            self.inside, self.most = 0, 0
+
+        def get(self, api_version: str, kind: str) -> str:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            time.sleep(0.05)
+            self.inside -= 1
+            return super().get(api_version, kind)
+    racy = Racy()
+    client = Client(racy, "h")
+
+    def look(api_version: str, kind: str) -> None:
+        try:
+            client.resource(api_version, kind)
+        except NotServed:
+            pass
+    threads = [threading.Thread(target=look, args=args) for args in
+               [("kueue.x-k8s.io/v9", "Workload"), ("v1", "Pod"), ("kueue.x-k8s.io/v1beta1", "Workload")]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert racy.most == 1
